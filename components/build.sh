@@ -1,0 +1,12 @@
+#!/bin/sh
+# Builds one component crate for wasm32-wasip2 and leaves its .wasm at
+# components/<crate>/<crate>.wasm (the path spin.toml's `source` names),
+# wherever cargo's target directory is (CI keeps it outside the clone).
+set -eu
+crate="$1"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cargo build --quiet --manifest-path "$root/Cargo.toml" --target wasm32-wasip2 --release -p "$crate"
+target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+artifact="$(printf '%s' "$crate" | tr - _).wasm"
+cp "$target_dir/wasm32-wasip2/release/$artifact" "$root/components/$crate/$crate.wasm"

@@ -1,0 +1,116 @@
+//! `GET /health`: probes the database and the key-value store and reports
+//! `operational` (200) or `degraded` (503).
+//!
+//! The database is chosen by the `database_url` variable: empty means the
+//! embedded SQLite `default` database, a `postgres://` URL means Postgres.
+#![cfg(target_arch = "wasm32")]
+
+use std::time::{Instant, SystemTime};
+
+use serde_json::{Value, json};
+use spin_sdk::http::{Method, Request, Response, StatusCode};
+use spin_sdk::{http_service, key_value, sqlite, variables};
+
+/// The key the cache probe writes and reads back.
+const CACHE_PROBE_KEY: &str = "nexa:health:probe";
+
+#[http_service]
+async fn handle(request: Request) -> Response<String> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({ "detail": "Method Not Allowed" }),
+        );
+        response
+            .headers_mut()
+            .insert("allow", "GET, HEAD".parse().expect("static header"));
+        return response;
+    }
+
+    let database = probe(probe_database()).await;
+    let cache = probe(probe_cache()).await;
+    let healthy = database["status"] == "healthy" && cache["status"] == "healthy";
+    let body = json!({
+        "status": if healthy { "operational" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "components": { "database": database, "cache": cache },
+        "timestamp": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = json_response(status, &body);
+    response
+        .headers_mut()
+        .insert("cache-control", "no-store".parse().expect("static header"));
+    response
+}
+
+/// Runs one probe and renders its outcome with the time it took.
+async fn probe(check: impl Future<Output = Result<(), String>>) -> Value {
+    let started = Instant::now();
+    let outcome = check.await;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    match outcome {
+        Ok(()) => json!({ "status": "healthy", "latency_ms": latency_ms }),
+        Err(error) => json!({ "status": "unhealthy", "latency_ms": latency_ms, "error": error }),
+    }
+}
+
+async fn probe_database() -> Result<(), String> {
+    let url = variables::get("database_url")
+        .await
+        .map_err(|e| format!("variable database_url: {e}"))?;
+    let url = url.trim();
+    if url.is_empty() {
+        let connection = sqlite::Connection::open_default()
+            .await
+            .map_err(|e| format!("sqlite: {e}"))?;
+        let rows = connection
+            .execute("SELECT 1", Vec::<sqlite::Value>::new())
+            .await
+            .map_err(|e| format!("sqlite: {e}"))?
+            .collect()
+            .await
+            .map_err(|e| format!("sqlite: {e}"))?;
+        match rows.first().and_then(|row| row.get::<i64>(0)) {
+            Some(1) => Ok(()),
+            _ => Err("sqlite: SELECT 1 returned no row".to_string()),
+        }
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Err("postgres: this build of the health component has no Postgres probe yet".to_string())
+    } else {
+        Err("database_url must be empty (embedded SQLite) or a postgres:// URL".to_string())
+    }
+}
+
+async fn probe_cache() -> Result<(), String> {
+    let store = key_value::Store::open_default()
+        .await
+        .map_err(|e| format!("key-value: {e}"))?;
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos().to_string())
+        .unwrap_or_default();
+    store
+        .set(CACHE_PROBE_KEY, stamp.as_bytes())
+        .await
+        .map_err(|e| format!("key-value: {e}"))?;
+    match store.get(CACHE_PROBE_KEY).await {
+        Ok(Some(value)) if value == stamp.as_bytes() => Ok(()),
+        Ok(_) => Err("key-value: read back a different value".to_string()),
+        Err(e) => Err(format!("key-value: {e}")),
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<String> {
+    let mut response = Response::new(body.to_string());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "content-type",
+        "application/json".parse().expect("static header"),
+    );
+    response
+}

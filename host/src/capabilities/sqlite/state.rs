@@ -1,0 +1,106 @@
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Idle connections kept per database for the next `open`.
+const MAX_IDLE_CONNECTIONS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqliteError {
+    #[error("sqlite database {label:?}: cannot open {path}: {message}")]
+    Open {
+        label: String,
+        path: PathBuf,
+        message: String,
+    },
+}
+
+/// One database file and its idle connections. Shared by every instance.
+pub struct SqliteDatabase {
+    path: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl SqliteDatabase {
+    fn new(label: &str, path: &Path) -> Result<Self, SqliteError> {
+        let database = Self {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        };
+        // Open once now so a bad path stops start-up rather than the first request.
+        let connection = database.connect().map_err(|e| SqliteError::Open {
+            label: label.to_string(),
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        database.release(connection);
+        Ok(database)
+    }
+
+    fn connect(&self) -> rusqlite::Result<rusqlite::Connection> {
+        if let Some(dir) = self.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let connection = rusqlite::Connection::open(&self.path)?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        Ok(connection)
+    }
+
+    /// A connection for one guest `connection`: an idle one, or a new one.
+    pub fn acquire(&self) -> rusqlite::Result<rusqlite::Connection> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(connection) => Ok(connection),
+            None => self.connect(),
+        }
+    }
+
+    /// Takes a connection back when the guest drops its handle. A connection
+    /// left inside a transaction is closed instead of reused.
+    pub fn release(&self, connection: rusqlite::Connection) {
+        if !connection.is_autocommit() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_CONNECTIONS
+        {
+            idle.push(connection);
+        }
+    }
+}
+
+/// The databases of an app, built once: only those some component uses.
+#[derive(Default)]
+pub struct SqliteState {
+    databases: HashMap<String, Arc<SqliteDatabase>>,
+}
+
+impl SqliteState {
+    pub fn open(
+        files: &BTreeMap<String, PathBuf>,
+        used: &HashSet<String>,
+    ) -> Result<Self, SqliteError> {
+        let mut databases = HashMap::new();
+        for label in used {
+            if let Some(path) = files.get(label) {
+                databases.insert(label.clone(), Arc::new(SqliteDatabase::new(label, path)?));
+            }
+        }
+        Ok(Self { databases })
+    }
+
+    pub fn database(&self, label: &str) -> Option<Arc<SqliteDatabase>> {
+        self.databases.get(label).cloned()
+    }
+}
+
+/// What one component may open.
+pub struct SqliteGrant {
+    pub allowed: HashSet<String>,
+    pub state: Arc<SqliteState>,
+}

@@ -1,0 +1,181 @@
+//! Spin's runtime-config format (`spin up --runtime-config-file`), the subset
+//! Nexa implements. Unknown keys are errors, as in Spin.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{ConfigError, read_toml};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Where embedded stores live. Default: `.spin` beside the manifest.
+    pub state_dir: Option<PathBuf>,
+    /// Key-value stores by label. `default` needs no entry: it is an embedded
+    /// SQLite file at `<state_dir>/sqlite_key_value.db`.
+    #[serde(default)]
+    pub key_value_store: BTreeMap<String, KeyValueStoreConfig>,
+    /// SQLite databases by label. `default` needs no entry: it is
+    /// `<state_dir>/sqlite_db.db`.
+    #[serde(default)]
+    pub sqlite_database: BTreeMap<String, SqliteDatabaseConfig>,
+    /// Variable providers, consulted in order after the environment.
+    #[serde(default, alias = "config_provider")]
+    pub variables_provider: Vec<VariablesProviderConfig>,
+    #[serde(default)]
+    pub outbound_pg: OutboundLimits,
+    #[serde(default)]
+    pub outbound_redis: OutboundLimits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeyValueStoreConfig {
+    /// An embedded SQLite file. `path` defaults to `<state_dir>/sqlite_key_value.db`
+    /// and is relative to the runtime-config file.
+    Spin { path: Option<PathBuf> },
+    /// A Redis server, e.g. `redis://127.0.0.1:6379`.
+    Redis { url: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SqliteDatabaseConfig {
+    /// A local file, relative to the runtime-config file.
+    /// Defaults to `<state_dir>/sqlite_db.db` for `default`, `<state_dir>/<label>.db` otherwise.
+    Spin { path: Option<PathBuf> },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VariablesProviderConfig {
+    /// `<PREFIX>_<NAME>` environment variables (default prefix `SPIN_VARIABLE`).
+    /// The environment is always consulted first, with or without this entry.
+    Env {
+        prefix: Option<String>,
+        /// A dotenv file read at start-up (relative to the runtime-config file).
+        dotenv_path: Option<PathBuf>,
+    },
+    /// Fixed values, e.g. development secrets.
+    Static { values: BTreeMap<String, String> },
+}
+
+/// `[outbound_pg]` / `[outbound_redis]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundLimits {
+    /// Connections open at once across the app. Default: unlimited in Spin;
+    /// Nexa's pools use their own default when this is unset.
+    pub max_connections: Option<u32>,
+}
+
+/// A runtime config with the directory its relative paths start from.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedRuntimeConfig {
+    /// `None` when no file was given (all defaults).
+    pub path: Option<PathBuf>,
+    pub config: RuntimeConfig,
+}
+
+impl LoadedRuntimeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config: RuntimeConfig = read_toml(path)?;
+        let loaded = Self {
+            path: Some(path.to_path_buf()),
+            config,
+        };
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let path = self.path.as_deref().unwrap_or(Path::new("runtime-config"));
+        for (label, store) in &self.config.key_value_store {
+            if let KeyValueStoreConfig::Redis { url } = store
+                && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+            {
+                return Err(ConfigError::invalid(
+                    path,
+                    format!("key_value_store.{label}.url: expected a redis:// URL, got {url:?}"),
+                ));
+            }
+        }
+        for (index, provider) in self.config.variables_provider.iter().enumerate() {
+            if let VariablesProviderConfig::Static { values } = provider {
+                for name in values.keys() {
+                    if !super::manifest::is_variable_name(name) {
+                        return Err(ConfigError::invalid(
+                            path,
+                            format!(
+                                "variables_provider[{index}].values.{name}: names must be lower_snake_case"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a path from this file against the file's directory.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        match self.path.as_deref().and_then(Path::parent) {
+            Some(dir) if relative.is_relative() => dir.join(relative),
+            _ => relative.to_path_buf(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RuntimeConfig, ConfigError> {
+        super::super::parse_toml(Path::new("rc.toml"), text)
+    }
+
+    #[test]
+    fn stores_and_providers_parse() {
+        let rc = parse(
+            r#"
+[key_value_store.default]
+type = "redis"
+url = "redis://127.0.0.1:6379"
+[sqlite_database.reports]
+type = "spin"
+path = "reports.db"
+[[variables_provider]]
+type = "static"
+values = { jwt_secret = "x" }
+[outbound_pg]
+max_connections = 8
+"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            rc.key_value_store["default"],
+            KeyValueStoreConfig::Redis { .. }
+        ));
+        assert_eq!(rc.outbound_pg.max_connections, Some(8));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = parse(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://x\"\npassword = \"p\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("password"), "{error}");
+        let error = parse("[outbound_http]\nmax_connections = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("outbound_http"), "{error}");
+        let error = parse("[key_value_store.x]\ntype = \"azure_cosmos\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("azure_cosmos"), "{error}");
+    }
+}

@@ -1,0 +1,132 @@
+//! `nexa`: run a Spin app's components on the Nexa host.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use nexa_host::app::{App, AppOptions};
+use nexa_host::config::manifest::LoadedManifest;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "nexa",
+    version,
+    about = "Serve a Spin app's WebAssembly components with pooled backends"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the app from spin.toml and serve it over HTTP.
+    Up {
+        /// The app manifest.
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// Spin runtime config (key-value stores, SQLite databases, variable providers).
+        #[arg(long, env = "NEXA_RUNTIME_CONFIG_FILE")]
+        runtime_config_file: Option<PathBuf>,
+        /// Host-only settings (limits, timeouts). Default: nexa.toml beside the manifest, if any.
+        #[arg(long, env = "NEXA_HOST_CONFIG_FILE")]
+        host_config_file: Option<PathBuf>,
+        /// Where embedded stores and the artifact cache live. Default: .spin beside the manifest.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000", env = "SPIN_HTTP_LISTEN_ADDR")]
+        listen: SocketAddr,
+        /// Run the components' build commands first.
+        #[arg(long)]
+        build: bool,
+    },
+    /// Run each component's build command.
+    Build {
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        manifest: PathBuf,
+    },
+    /// Check a component's imports and exports against the Nexa world (wit/world.wit).
+    CheckComponent {
+        /// The component's .wasm file.
+        wasm: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Up {
+            manifest,
+            runtime_config_file,
+            host_config_file,
+            state_dir,
+            listen,
+            build,
+        } => {
+            if build {
+                let loaded = LoadedManifest::load(&manifest)?;
+                tokio::task::spawn_blocking(move || nexa_host::builder::build_all(&loaded))
+                    .await??;
+            }
+            let started = std::time::Instant::now();
+            let app = App::load(&AppOptions {
+                manifest,
+                runtime_config: runtime_config_file,
+                host_config: host_config_file,
+                state_dir,
+            })
+            .await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let address = listener.local_addr()?;
+            tracing::info!(
+                app = %app.name,
+                components = app.components.len(),
+                startup_ms = started.elapsed().as_millis() as u64,
+                "serving on http://{address}"
+            );
+            eprintln!("Serving http://{address}");
+            let state = nexa_host::server::ServerState::new(app);
+            nexa_host::server::serve(state, listener).await
+        }
+        Command::Build { manifest } => {
+            let loaded = LoadedManifest::load(&manifest)?;
+            tokio::task::spawn_blocking(move || nexa_host::builder::build_all(&loaded)).await?
+        }
+        Command::CheckComponent { wasm } => {
+            let engine = nexa_host::engine::build_engine(&Default::default())?;
+            let name = wasm
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| wasm.display().to_string());
+            let component = wasmtime::component::Component::from_file(&engine, &wasm)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("loading {}", wasm.display()))?;
+            nexa_host::contract::check(&engine, &name, &component)?;
+            println!(
+                "{}: ok (imports within nexa:platform/http-component)",
+                wasm.display()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The HTTP edge: one axum router whose fallback dispatches every request
+//! through the route table to a component, with the host's own policies
+//! around it, in this order: request id → load shedding (concurrency limit
+//! with a short queue) → route → `spin-*` headers → deadline → component.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime_wasi_http::handler::ExpirationError;
+
+use crate::app::App;
+use crate::routes::{header_value, is_spin_header};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every request handler shares.
+pub struct ServerState {
+    pub app: App,
+    slots: Arc<Semaphore>,
+}
+
+impl ServerState {
+    pub fn new(app: App) -> Arc<Self> {
+        let slots = Arc::new(Semaphore::new(app.host.max_concurrent_requests));
+        Arc::new(Self { app, slots })
+    }
+}
+
+/// The router, separate from `serve` so tests can drive it without a socket.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// Errors the host itself answers with: JSON `{"detail", "request_id"}`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    #[error("Not Found")]
+    NoRoute,
+    #[error("Server is busy; retry shortly")]
+    Overloaded,
+    #[error("Request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("The component did not respond within {0} ms")]
+    Timeout(u128),
+    #[error("The component failed while handling the request")]
+    ComponentFailed,
+    #[error("The component could not be started; retry shortly")]
+    Unavailable,
+}
+
+impl HostError {
+    fn status(&self) -> StatusCode {
+        match self {
+            HostError::NoRoute => StatusCode::NOT_FOUND,
+            HostError::Overloaded | HostError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            HostError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HostError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            HostError::ComponentFailed => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The one place a host error becomes an HTTP response.
+    pub fn into_response_with_id(self, request_id: &HeaderValue) -> Response {
+        let body = serde_json::json!({
+            "detail": self.to_string(),
+            "request_id": request_id.to_str().unwrap_or_default(),
+        });
+        let mut response = (self.status(), body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(REQUEST_ID, request_id.clone());
+        if matches!(self, HostError::Overloaded | HostError::Unavailable) {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// `x-request-id` from the client when it is a sane token, else a new one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(&REQUEST_ID)
+        .filter(|value| {
+            let bytes = value.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= 128
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+                .expect("a uuid is a valid header value")
+        })
+}
+
+async fn dispatch(
+    State(state): State<Arc<ServerState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request<Body>,
+) -> Response {
+    let id = request_id(request.headers());
+    match handle(&state, client, request, &id).await {
+        Ok(mut response) => {
+            response.headers_mut().insert(REQUEST_ID, id);
+            response
+        }
+        Err(error) => error.into_response_with_id(&id),
+    }
+}
+
+async fn handle(
+    state: &ServerState,
+    client: SocketAddr,
+    request: Request<Body>,
+    id: &HeaderValue,
+) -> Result<Response, HostError> {
+    let host = &state.app.host;
+    // Load shedding: wait briefly for a slot, then refuse.
+    let permit = tokio::time::timeout(host.queue_timeout(), state.slots.clone().acquire_owned())
+        .await
+        .map_err(|_| HostError::Overloaded)?
+        .map_err(|_| HostError::Overloaded)?;
+
+    let route = state
+        .app
+        .routes
+        .route(request.uri().path())
+        .ok_or(HostError::NoRoute)?;
+    let component = state
+        .app
+        .components
+        .get(route.component())
+        .ok_or(HostError::NoRoute)?;
+
+    let declared_length = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|len| len > host.max_request_body_bytes as u64) {
+        return Err(HostError::BodyTooLarge(host.max_request_body_bytes));
+    }
+
+    let (mut parts, body) = request.into_parts();
+    let authority = parts
+        .headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let full_url = format!("http://{authority}{path_and_query}");
+    // The component sees an absolute URI, as under Spin.
+    if let Ok(uri) = full_url.parse() {
+        parts.uri = uri;
+    }
+    let spoofed: Vec<HeaderName> = parts
+        .headers
+        .keys()
+        .filter(|name| is_spin_header(name.as_str()))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        parts.headers.remove(&name);
+    }
+    parts.headers.remove(http::header::CONNECTION);
+    for (name, value) in route.spin_headers(&full_url, &client.to_string()) {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            parts.headers.insert(name, header_value(&value));
+        }
+    }
+    parts.headers.insert(REQUEST_ID, id.clone());
+
+    let limit = host.max_request_body_bytes;
+    let body = http_body_util::Limited::new(body, limit)
+        .map_err(move |error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit as u64))
+            } else {
+                wasmtime_wasi_http::Error::ConnectionTerminated
+            }
+        })
+        .boxed_unsync();
+    let request = http::Request::from_parts(parts, body);
+
+    let timeout = host.request_timeout();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        timeout + Duration::from_millis(250),
+        component.handler.handle((), request),
+    )
+    .await;
+    let response = match outcome {
+        Err(_) => return Err(HostError::Timeout(timeout.as_millis())),
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
+            let timed_out = error.is::<ExpirationError>() || started.elapsed() >= timeout;
+            tracing::warn!(
+                component = %component.id,
+                request_id = id.to_str().unwrap_or_default(),
+                error = %format!("{error:#}"),
+                "request failed"
+            );
+            if timed_out {
+                return Err(HostError::Timeout(timeout.as_millis()));
+            }
+            if error
+                .downcast_ref::<wasmtime_wasi_http::handler::InstantiationError<()>>()
+                .is_some()
+            {
+                return Err(HostError::Unavailable);
+            }
+            return Err(HostError::ComponentFailed);
+        }
+    };
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        Body::new(HoldsPermit {
+            body,
+            _permit: permit,
+        }),
+    ))
+}
+
+/// A response body that keeps its request's concurrency slot until it has
+/// been sent (or dropped), since the instance is busy producing it.
+struct HoldsPermit<B> {
+    body: B,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<B> http_body::Body for HoldsPermit<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Binds, serves until SIGTERM or ctrl-c, then drains in-flight requests for
+/// at most the configured grace period.
+pub async fn serve(
+    state: Arc<ServerState>,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+
+    let grace = state.app.host.shutdown_grace();
+    let listener = listener.tap_io(|tcp| {
+        // Without this, responses written in pieces stall 40 ms on keep-alive
+        // connections (Nagle + delayed ACK), as measured under Spin.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "TCP_NODELAY");
+        }
+    });
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let signalled = shutdown.clone();
+    let server = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        signalled.notify_one();
+    });
+    tokio::select! {
+        result = server => result?,
+        _ = async {
+            shutdown.notified().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; dropping unfinished requests");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
