@@ -51,7 +51,7 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     toml::from_str(text).map_err(|error| {
         let line = error
             .span()
-            .map(|span| text[..span.start].lines().count().max(1));
+            .map(|span| text[..span.start].matches('\n').count() + 1);
         let message = error.message().trim().to_string();
         ConfigError::invalid(
             path,

@@ -90,7 +90,7 @@ impl KeyValueBackend {
         match self {
             Self::Sqlite { label, connection } => {
                 let label = label.clone();
-                blocking(connection, move |c| {
+                point_query(connection, move |c| {
                     c.prepare_cached(
                         "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
                     )?
@@ -114,7 +114,7 @@ impl KeyValueBackend {
         match self {
             Self::Sqlite { label, connection } => {
                 let label = label.clone();
-                blocking(connection, move |c| {
+                point_query(connection, move |c| {
                     c.prepare_cached(
                         "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
                          ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
@@ -135,7 +135,7 @@ impl KeyValueBackend {
         match self {
             Self::Sqlite { label, connection } => {
                 let label = label.clone();
-                blocking(connection, move |c| {
+                point_query(connection, move |c| {
                     c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                         .execute((label, key))
                         .map(drop)
@@ -153,7 +153,7 @@ impl KeyValueBackend {
         match self {
             Self::Sqlite { label, connection } => {
                 let label = label.clone();
-                blocking(connection, move |c| {
+                point_query(connection, move |c| {
                     c.prepare_cached(
                         "SELECT EXISTS (SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2)",
                     )?
@@ -172,7 +172,7 @@ impl KeyValueBackend {
         match self {
             Self::Sqlite { label, connection } => {
                 let label = label.clone();
-                blocking(connection, move |c| {
+                point_query(connection, move |c| {
                     c.prepare_cached(
                         "SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key",
                     )?
@@ -213,20 +213,17 @@ fn open_sqlite(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     Ok(connection)
 }
 
-/// Runs an SQLite call off the async threads.
-async fn blocking<T: Send + 'static>(
+/// Runs a key-value SQLite call. These are single-row primary-key operations
+/// (microseconds), so they run inline: a hop to the blocking pool costs more
+/// than the query and showed up as context switches in profiles of /health.
+async fn point_query<T: Send + 'static>(
     connection: &Arc<Mutex<rusqlite::Connection>>,
     call: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
 ) -> Result<T, KeyValueError> {
-    let connection = connection.clone();
-    tokio::task::spawn_blocking(move || {
-        let connection = connection
-            .lock()
-            .map_err(|_| KeyValueError::Backend("store connection poisoned".into()))?;
-        call(&connection).map_err(|e| KeyValueError::Backend(e.to_string()))
-    })
-    .await
-    .map_err(|e| KeyValueError::Backend(e.to_string()))?
+    let connection = connection
+        .lock()
+        .map_err(|_| KeyValueError::Backend("store connection poisoned".into()))?;
+    call(&connection).map_err(|e| KeyValueError::Backend(e.to_string()))
 }
 
 async fn redis_op<T>(

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Idle connections kept per database for the next `open`.
-const MAX_IDLE_CONNECTIONS: usize = 8;
+const MAX_IDLE_CONNECTIONS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,0 +1,11 @@
+//! Integration tests: the real `nexa` binary serving real wasm components
+//! (built for wasm32-wasip2 on first use) over real HTTP, on embedded SQLite
+//! and on the Redis at 127.0.0.1:6379.
+
+mod support;
+
+mod artifact_cache;
+mod capabilities;
+mod config_errors;
+mod edge;
+mod isolation;

@@ -1,0 +1,236 @@
+//! Starting a real host on a throwaway app directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The components the tests use, built once per test run.
+const COMPONENTS: &[&str] = &["health", "fallback", "fixture", "fixture-sockets"];
+
+/// Builds the test components (once) and returns the path of one `.wasm`.
+pub fn component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            for crate_name in COMPONENTS {
+                let status = Command::new("sh")
+                    .arg(repo_root().join("components/build.sh"))
+                    .arg(crate_name)
+                    .status()
+                    .map_err(|e| e.to_string())?;
+                if !status.success() {
+                    return Err(format!("building component {crate_name} failed: {status}"));
+                }
+            }
+            Ok(())
+        })
+        .as_ref()
+        .expect("components build");
+    repo_root().join(format!("components/{name}/{name}.wasm"))
+}
+
+/// A unique token for names (keys, labels) a test creates.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An app directory with a spin.toml (and optionally runtime config and nexa.toml).
+pub struct AppDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl AppDir {
+    /// `manifest` may use `{fixture}`, `{health}`... for component paths.
+    pub fn new(manifest: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = manifest.to_string();
+        for name in COMPONENTS {
+            let placeholder = format!("{{{name}}}");
+            if text.contains(&placeholder) {
+                text = text.replace(&placeholder, &component(name).display().to_string());
+            }
+        }
+        std::fs::write(dir.path().join("spin.toml"), text).unwrap();
+        Self { dir }
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> &Self {
+        std::fs::write(self.dir.path().join(name), text).unwrap();
+        self
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `nexa up` and waits until it serves (or exits).
+    pub fn start(&self, extra_args: &[&str]) -> Host {
+        self.start_with_env(extra_args, &[])
+    }
+
+    pub fn start_with_env(&self, extra_args: &[&str], env: &[(&str, &str)]) -> Host {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_nexa"));
+        command
+            .arg("up")
+            .arg("-f")
+            .arg(self.path("spin.toml"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("starting nexa");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(address) = line.strip_prefix("Serving http://") {
+                        let _ = address_tx.send(address.trim().to_string());
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let address = address_rx.recv_timeout(Duration::from_secs(60)).ok();
+        Host {
+            child,
+            address,
+            log,
+        }
+    }
+
+    /// Runs `nexa up` expecting it to fail before serving; returns its stderr.
+    pub fn start_failure(&self, extra_args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_nexa"))
+            .arg("up")
+            .arg("-f")
+            .arg(self.path("spin.toml"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            !output.status.success(),
+            "nexa up should have failed; stderr:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("Serving http://"),
+            "nexa up served before failing:\n{stderr}"
+        );
+        stderr
+    }
+}
+
+/// A running host process; killed when dropped.
+pub struct Host {
+    pub child: Child,
+    address: Option<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Host {
+    pub fn url(&self, path: &str) -> String {
+        let address = self
+            .address
+            .as_ref()
+            .unwrap_or_else(|| panic!("host did not start:\n{}", self.log()));
+        format!("http://{address}{path}")
+    }
+
+    pub fn address(&self) -> &str {
+        self.address.as_deref().expect("host started")
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    pub fn terminate(&mut self) {
+        // SAFETY-free: plain kill(2) through the `kill` command.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A manifest serving the fixture under `/fixture/...` and the fallback at `/...`.
+pub fn fixture_manifest(extra_component_keys: &str) -> String {
+    format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "test"
+[variables]
+greeting = {{ default = "hello" }}
+secret_word = {{ required = true, secret = true }}
+[[trigger.http]]
+route = "/fixture/..."
+component = "fixture"
+[[trigger.http]]
+route = "/..."
+component = "fallback"
+[component.fixture]
+source = "{{fixture}}"
+{extra_component_keys}
+[component.fallback]
+source = "{{fallback}}"
+"#
+    )
+}
+
+/// A runtime config giving `secret_word` a value.
+pub const SECRET_RUNTIME_CONFIG: &str = r#"
+[[variables_provider]]
+type = "static"
+values = { secret_word = "swordfish" }
+"#;
+
+/// Starts the fixture app with default capabilities (key-value `default`,
+/// sqlite `default`, a `message` variable) and the given nexa.toml.
+pub fn fixture_host(nexa_toml: &str) -> (AppDir, Host) {
+    let app = AppDir::new(&fixture_manifest(
+        "key_value_stores = [\"default\"]\nsqlite_databases = [\"default\"]\nvariables = { message = \"{{ greeting }}, {{ secret_word }}\" }",
+    ));
+    app.write("rc.toml", SECRET_RUNTIME_CONFIG);
+    app.write("nexa.toml", nexa_toml);
+    let host = app.start(&[
+        "--runtime-config-file",
+        app.path("rc.toml").to_str().unwrap(),
+    ]);
+    (app, host)
+}
