@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Load run against a real `nexa up`: GET /health (SQLite + key-value probes)
+# side by side with the fallback's trivial JSON 404 in the same host, same run.
+# wrk shares the machine's cores with the host; compare the ratio, not the
+# absolute numbers.
+#
+#   host/benches/load.sh [duration-seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration="${1:-10}"
+connections="${2:-32}"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --bin nexa --quiet
+target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+nexa="$target_dir/release/nexa"
+"$nexa" build >/dev/null 2>&1
+
+state="$(mktemp -d)"
+port=3917
+"$nexa" up --runtime-config-file runtime-config.dev.toml --state-dir "$state" --listen "127.0.0.1:$port" 2>"$state/log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -rf "$state"' EXIT
+for _ in $(seq 1 100); do grep -q "Serving http://" "$state/log" && break; sleep 0.1; done
+
+run() {
+  wrk -t2 -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$port$1" |
+    awk -v path="$1" '/Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2} /^ +50%/ {p50=$2}
+      /Non-2xx/ {bad=$5} END {printf "%-8s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n", path, rps, p50, p99, (bad==""?0:bad)}'
+}
+echo "wrk -t2 -c$connections -d${duration}s (host and wrk share the cores)"
+health="$(run /health)"; echo "$health"
+trivial="$(run /missing)"; echo "$trivial"
+awk -v a="$(echo "$health" | awk '{print $2}')" -v b="$(echo "$trivial" | awk '{print $2}')" \
+  'BEGIN {printf "/health throughput is %.2f of the trivial handler'"'"'s (404 is its expected answer)\n", a/b}'
