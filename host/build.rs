@@ -49,6 +49,9 @@ fn main() -> Result<()> {
     with: {{
         "spin:key-value/key-value.store": crate::capabilities::key_value::OpenStore,
         "spin:sqlite/sqlite.connection": crate::capabilities::sqlite::OpenConnection,
+        "spin:postgres/postgres.connection": crate::capabilities::postgres::OpenPgConnection,
+        "spin:postgres/postgres.connection-builder": crate::capabilities::postgres::PgConnectionBuilder,
+        "spin:redis/redis.connection": crate::capabilities::redis::OpenRedisConnection,
     }},
 }});
 "#,

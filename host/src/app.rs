@@ -21,6 +21,10 @@ use wasmtime_wasi_http::handler::{
 };
 
 use crate::capabilities::ComponentCapabilities;
+use crate::capabilities::allowed_hosts::AllowedHosts;
+use crate::capabilities::outbound_http::{OutboundHttpConfig, OutboundHttpGrant, OutboundHttpState};
+use crate::capabilities::postgres::{PostgresConfig, PostgresGrant, PostgresState};
+use crate::capabilities::redis::{RedisConfig, RedisGrant, RedisState};
 use crate::capabilities::key_value::{self, KeyValueGrant, KeyValueState};
 use crate::capabilities::sqlite::{self, SqliteGrant, SqliteState};
 use crate::capabilities::variables::{ProviderConfig, VariablesState};
@@ -46,7 +50,9 @@ pub struct AppOptions {
 pub struct App {
     pub name: String,
     pub routes: RouteTable,
-    pub components: HashMap<String, LoadedComponent>,
+    pub components: Arc<HashMap<String, LoadedComponent>>,
+    /// The Postgres pools, for their gauges.
+    pub postgres: Arc<PostgresState>,
     pub host: HostConfig,
     pub artifacts: Arc<ArtifactCache>,
     _epoch: EpochTicker,
@@ -122,6 +128,17 @@ impl App {
         let key_value_state = Arc::new(KeyValueState::open(&store_configs, &used_stores)?);
         let sqlite_state = Arc::new(SqliteState::open(&database_files, &used_databases)?);
 
+        let mut postgres_config = PostgresConfig::default();
+        if let Some(max) = runtime.config.outbound_pg.max_connections {
+            postgres_config.max_connections = max.max(1);
+        }
+        let postgres = Arc::new(PostgresState::new(postgres_config));
+        let redis = Arc::new(RedisState::new(RedisConfig {
+            max_connections: runtime.config.outbound_redis.max_connections,
+            ..RedisConfig::default()
+        }));
+        let outbound_http = Arc::new(OutboundHttpState::new(OutboundHttpConfig::default()));
+
         let engine = build_engine(&host)?;
         let linker = build_linker(&engine)?;
         let artifacts = Arc::new(ArtifactCache::new(
@@ -130,6 +147,11 @@ impl App {
         ));
         let mut components = HashMap::new();
         for (id, decl) in &manifest.manifest.component {
+            let allowed_hosts = Arc::new(
+                AllowedHosts::parse(&decl.allowed_outbound_hosts, &variables).map_err(|e| {
+                    anyhow::anyhow!("{}: component \"{id}\": {e}", manifest.path.display())
+                })?,
+            );
             let capabilities = ComponentCapabilities {
                 variables: Arc::new(variables.for_component(id, &decl.variables)?),
                 key_value: Arc::new(KeyValueGrant {
@@ -139,6 +161,21 @@ impl App {
                 sqlite: Arc::new(SqliteGrant {
                     allowed: decl.sqlite_databases.iter().cloned().collect(),
                     state: sqlite_state.clone(),
+                }),
+                postgres: Arc::new(PostgresGrant {
+                    component: id.clone(),
+                    allowed_hosts: allowed_hosts.clone(),
+                    state: postgres.clone(),
+                }),
+                redis: Arc::new(RedisGrant {
+                    component: id.clone(),
+                    allowed_hosts: allowed_hosts.clone(),
+                    state: redis.clone(),
+                }),
+                outbound_http: Arc::new(OutboundHttpGrant {
+                    component: id.clone(),
+                    allowed_hosts,
+                    state: outbound_http.clone(),
                 }),
             };
             let wasm = manifest.resolve(&decl.source);
@@ -168,6 +205,8 @@ impl App {
                 },
             );
         }
+        let components = Arc::new(components);
+        outbound_http.set_components(&components);
         let stats = &artifacts.stats;
         tracing::info!(
             compiled = stats.compiled.load(Ordering::Relaxed),
@@ -178,6 +217,7 @@ impl App {
             name: manifest.manifest.application.name.clone(),
             routes,
             components,
+            postgres,
             host,
             artifacts,
             _epoch: EpochTicker::start(engine),

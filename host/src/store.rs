@@ -9,6 +9,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::key_value::{KeyValue, KeyValueView};
+use crate::capabilities::postgres::{Postgres, PostgresView};
+use crate::capabilities::redis::{Redis, RedisView};
 use crate::capabilities::sqlite::{Sqlite, SqliteView};
 use crate::capabilities::variables::Variables;
 use crate::capabilities::{ComponentCapabilities, outbound_http::OutboundHttp};
@@ -40,7 +42,9 @@ impl StoreData {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            outbound_http: OutboundHttp,
+            outbound_http: OutboundHttp {
+                grant: capabilities.outbound_http.clone(),
+            },
             limits: StoreLimitsBuilder::new()
                 .memory_size(max_memory_bytes)
                 .instances(64)
@@ -92,6 +96,14 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
     spin::sqlite::sqlite::add_to_linker::<_, Sqlite>(&mut linker, |data| SqliteView {
         table: &mut data.table,
         grant: &data.capabilities.sqlite,
+    })?;
+    spin::postgres::postgres::add_to_linker::<_, Postgres>(&mut linker, |data| PostgresView {
+        table: &mut data.table,
+        grant: &data.capabilities.postgres,
+    })?;
+    spin::redis::redis::add_to_linker::<_, Redis>(&mut linker, |data| RedisView {
+        table: &mut data.table,
+        grant: &data.capabilities.redis,
     })?;
     Ok(linker)
 }

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{Value, json};
 use spin_sdk::http::{Method, Request, Response, StatusCode};
-use spin_sdk::{http_service, key_value, sqlite, variables};
+use spin_sdk::{http_service, key_value, pg, sqlite, variables};
 
 /// The key the cache probe looks up.
 const CACHE_PROBE_KEY: &str = "nexa:health:probe";
@@ -80,7 +80,20 @@ async fn probe_database() -> Result<(), String> {
             _ => Err("sqlite: SELECT 1 returned no row".to_string()),
         }
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err("postgres: this build of the health component has no Postgres probe yet".to_string())
+        let connection = pg::Connection::open(url)
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+        let rows = connection
+            .query("SELECT 1", [])
+            .await
+            .map_err(|e| format!("postgres: {e}"))?
+            .collect()
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+        match rows.first().map(|row| &row[0]) {
+            Some(pg::DbValue::Int32(1)) => Ok(()),
+            _ => Err("postgres: SELECT 1 returned no row".to_string()),
+        }
     } else {
         Err("database_url must be empty (embedded SQLite) or a postgres:// URL".to_string())
     }

@@ -6,8 +6,11 @@
 //! - `host`: the WIT host implementation, which sees only its own view of the
 //!   per-store data.
 
+pub mod allowed_hosts;
 pub mod key_value;
 pub mod outbound_http;
+pub mod postgres;
+pub mod redis;
 pub mod sqlite;
 pub mod variables;
 
@@ -20,4 +23,7 @@ pub struct ComponentCapabilities {
     pub variables: Arc<variables::ComponentVariables>,
     pub key_value: Arc<key_value::KeyValueGrant>,
     pub sqlite: Arc<sqlite::SqliteGrant>,
+    pub postgres: Arc<postgres::PostgresGrant>,
+    pub redis: Arc<redis::RedisGrant>,
+    pub outbound_http: Arc<outbound_http::OutboundHttpGrant>,
 }

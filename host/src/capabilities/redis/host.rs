@@ -1,0 +1,222 @@
+use std::sync::Arc;
+
+use ::redis::aio::ConnectionManager;
+use ::redis::{AsyncCommands, Value};
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::component::{Accessor, HasData, Resource, ResourceTable};
+
+use super::state::{ConnectionError, RedisState};
+use crate::capabilities::allowed_hosts::AllowedHosts;
+use crate::spin_bindings::spin::redis::redis::{self, Error, Payload, RedisParameter, RedisResult};
+
+/// A guest's handle on the shared connection for one address.
+pub struct OpenRedisConnection {
+    connection: ConnectionManager,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What one component may reach, and the shared connections.
+pub struct RedisGrant {
+    pub component: String,
+    pub allowed_hosts: Arc<AllowedHosts>,
+    pub state: Arc<RedisState>,
+}
+
+/// The `spin:redis` implementation.
+pub struct Redis;
+
+/// What the Redis host sees of a store's data.
+pub struct RedisView<'a> {
+    pub table: &'a mut ResourceTable,
+    pub grant: &'a Arc<RedisGrant>,
+}
+
+impl HasData for Redis {
+    type Data<'a> = RedisView<'a>;
+}
+
+impl redis::Host for RedisView<'_> {}
+impl redis::HostConnection for RedisView<'_> {}
+
+fn open(grant: &RedisGrant, address: &str) -> Result<OpenRedisConnection, Error> {
+    let url = url::Url::parse(address).map_err(|_| Error::InvalidAddress)?;
+    let host = url.host_str().ok_or(Error::InvalidAddress)?;
+    let port = url.port().or(match url.scheme() {
+        "redis" => Some(6379),
+        _ => None,
+    });
+    if !grant.allowed_hosts.allows(url.scheme(), host, port) {
+        tracing::warn!(
+            component = %grant.component,
+            "denied a connection to {}://{host}:{}: add it to allowed_outbound_hosts to allow it",
+            url.scheme(),
+            port.map(|p| p.to_string()).unwrap_or_default()
+        );
+        return Err(Error::InvalidAddress);
+    }
+    let permit = match grant.state.permits() {
+        Some(permits) => Some(permits.clone().try_acquire_owned().map_err(|_| Error::TooManyConnections)?),
+        None => None,
+    };
+    let connection = grant.state.connection(address).map_err(|e| match e {
+        ConnectionError::InvalidAddress => Error::InvalidAddress,
+        ConnectionError::TooMany => Error::TooManyConnections,
+        ConnectionError::Other(message) => Error::Other(message),
+    })?;
+    Ok(OpenRedisConnection {
+        connection,
+        _permit: permit,
+    })
+}
+
+fn other(error: ::redis::RedisError) -> Error {
+    Error::Other(error.to_string())
+}
+
+fn connection<T>(accessor: &Accessor<T, Redis>, handle: &Resource<OpenRedisConnection>) -> wasmtime::Result<ConnectionManager> {
+    accessor.with(|mut access| Ok(access.get().table.get(handle)?.connection.clone()))
+}
+
+/// Flattens a reply into the WIT's list, as Spin does (nested arrays in order).
+fn flatten(value: Value, out: &mut Vec<RedisResult>) -> Result<(), Error> {
+    match value {
+        Value::Nil => out.push(RedisResult::Nil),
+        Value::Int(i) => out.push(RedisResult::Int64(i)),
+        Value::BulkString(bytes) => out.push(RedisResult::Binary(bytes)),
+        Value::SimpleString(s) => out.push(RedisResult::Status(s)),
+        Value::Okay => out.push(RedisResult::Status("OK".to_string())),
+        Value::Array(values) | Value::Set(values) => {
+            for value in values {
+                flatten(value, out)?;
+            }
+        }
+        Value::Double(d) => out.push(RedisResult::Binary(d.to_string().into_bytes())),
+        Value::Boolean(b) => out.push(RedisResult::Int64(i64::from(b))),
+        Value::BigNumber(n) => out.push(RedisResult::Binary(n)),
+        Value::ServerError(e) => return Err(Error::Other(format!("{e:?}"))),
+        other => {
+            return Err(Error::Other(format!(
+                "Could not convert Redis response: {other:?} is not supported"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
+    async fn drop(accessor: &Accessor<T, Self>, rep: Resource<OpenRedisConnection>) -> wasmtime::Result<()> {
+        accessor.with(|mut access| access.get().table.delete(rep).map(drop))?;
+        Ok(())
+    }
+
+    async fn open(accessor: &Accessor<T, Self>, address: String) -> wasmtime::Result<Result<Resource<OpenRedisConnection>, Error>> {
+        accessor.with(|mut access| {
+            let view = access.get();
+            Ok(match open(view.grant, &address) {
+                Ok(connection) => Ok(view.table.push(connection)?),
+                Err(e) => Err(e),
+            })
+        })
+    }
+
+    async fn publish(
+        accessor: &Accessor<T, Self>,
+        handle: Resource<OpenRedisConnection>,
+        channel: String,
+        payload: Payload,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let mut c = connection(accessor, &handle)?;
+        Ok(c.publish::<_, _, ()>(channel, payload).await.map_err(other))
+    }
+
+    async fn get(
+        accessor: &Accessor<T, Self>,
+        handle: Resource<OpenRedisConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Payload>, Error>> {
+        let mut c = connection(accessor, &handle)?;
+        Ok(c.get(key).await.map_err(other))
+    }
+
+    async fn set(
+        accessor: &Accessor<T, Self>,
+        handle: Resource<OpenRedisConnection>,
+        key: String,
+        value: Payload,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let mut c = connection(accessor, &handle)?;
+        Ok(c.set::<_, _, ()>(key, value).await.map_err(other))
+    }
+
+    async fn incr(
+        accessor: &Accessor<T, Self>,
+        handle: Resource<OpenRedisConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<i64, Error>> {
+        let mut c = connection(accessor, &handle)?;
+        Ok(c.incr(key, 1).await.map_err(other))
+    }
+
+    async fn del(
+        accessor: &Accessor<T, Self>,
+        handle: Resource<OpenRedisConnection>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        let mut c = connection(accessor, &handle)?;
+        Ok(c.del(keys).await.map_err(other))
+    }
+
+    async fn sadd(
+        accessor: &Accessor<T, Self>,
+        handle: Resource<OpenRedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        let mut c = connection(accessor, &handle)?;
+        Ok(c.sadd(key, values).await.map_err(|e| match e.kind() {
+            ::redis::ErrorKind::UnexpectedReturnType => Error::TypeError,
+            _ => other(e),
+        }))
+    }
+
+    async fn smembers(
+        accessor: &Accessor<T, Self>,
+        handle: Resource<OpenRedisConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        let mut c = connection(accessor, &handle)?;
+        Ok(c.smembers(key).await.map_err(other))
+    }
+
+    async fn srem(
+        accessor: &Accessor<T, Self>,
+        handle: Resource<OpenRedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        let mut c = connection(accessor, &handle)?;
+        Ok(c.srem(key, values).await.map_err(other))
+    }
+
+    async fn execute(
+        accessor: &Accessor<T, Self>,
+        handle: Resource<OpenRedisConnection>,
+        command: String,
+        arguments: Vec<RedisParameter>,
+    ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
+        let mut c = connection(accessor, &handle)?;
+        let mut cmd = ::redis::cmd(&command);
+        for argument in arguments {
+            match argument {
+                RedisParameter::Int64(i) => cmd.arg(i),
+                RedisParameter::Binary(bytes) => cmd.arg(bytes),
+            };
+        }
+        let reply: Value = match cmd.query_async(&mut c).await {
+            Ok(reply) => reply,
+            Err(e) => return Ok(Err(other(e))),
+        };
+        let mut results = Vec::new();
+        Ok(flatten(reply, &mut results).map(|()| results))
+    }
+}
