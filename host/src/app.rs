@@ -22,10 +22,12 @@ use wasmtime_wasi_http::handler::{
 
 use crate::capabilities::ComponentCapabilities;
 use crate::capabilities::allowed_hosts::AllowedHosts;
-use crate::capabilities::outbound_http::{OutboundHttpConfig, OutboundHttpGrant, OutboundHttpState};
+use crate::capabilities::key_value::{self, KeyValueGrant, KeyValueState};
+use crate::capabilities::outbound_http::{
+    OutboundHttpConfig, OutboundHttpGrant, OutboundHttpState,
+};
 use crate::capabilities::postgres::{PostgresConfig, PostgresGrant, PostgresState};
 use crate::capabilities::redis::{RedisConfig, RedisGrant, RedisState};
-use crate::capabilities::key_value::{self, KeyValueGrant, KeyValueState};
 use crate::capabilities::sqlite::{self, SqliteGrant, SqliteState};
 use crate::capabilities::variables::{ProviderConfig, VariablesState};
 use crate::config::host::HostConfig;

@@ -82,7 +82,10 @@ impl AllowedHosts {
         let Some(port) = port.or_else(|| default_port(scheme)) else {
             return false;
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         self.0.iter().any(|allowed| {
             let scheme_ok = allowed
                 .scheme
@@ -90,7 +93,9 @@ impl AllowedHosts {
                 .is_none_or(|s| s.eq_ignore_ascii_case(scheme));
             let host_ok = match &allowed.host {
                 HostPattern::Any => true,
-                HostPattern::Subdomains(suffix) => host.ends_with(suffix.as_str()) && host.len() > suffix.len(),
+                HostPattern::Subdomains(suffix) => {
+                    host.ends_with(suffix.as_str()) && host.len() > suffix.len()
+                }
                 HostPattern::Exact(exact) => *exact == host,
             };
             let port_ok = match allowed.port {
@@ -126,7 +131,11 @@ fn parse_entry(entry: &str) -> Result<AllowedHost, String> {
     } else if host.contains('*') {
         return Err("a host wildcard must be `*` or `*.domain`".to_string());
     } else {
-        HostPattern::Exact(host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+        HostPattern::Exact(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+        )
     };
     let port = match port {
         Some("*") => PortPattern::Any,
@@ -196,12 +205,20 @@ mod tests {
             ]),
             vec![],
         );
-        AllowedHosts::parse(&entries.iter().map(|e| e.to_string()).collect::<Vec<_>>(), &variables).unwrap()
+        AllowedHosts::parse(
+            &entries.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            &variables,
+        )
+        .unwrap()
     }
 
     #[test]
     fn exact_hosts_and_default_ports() {
-        let h = hosts(&["postgres://localhost", "redis://cache:6380", "https://api.example.com"]);
+        let h = hosts(&[
+            "postgres://localhost",
+            "redis://cache:6380",
+            "https://api.example.com",
+        ]);
         assert!(h.allows("postgres", "localhost", Some(5432)));
         assert!(h.allows("postgres", "LOCALHOST", None));
         assert!(!h.allows("postgres", "localhost", Some(5433)));
@@ -230,7 +247,13 @@ mod tests {
     #[test]
     fn bad_entries_are_refused() {
         let variables = VariablesState::new(BTreeMap::new(), vec![]);
-        for entry in ["localhost", "foo://host", "http://ho*st", "http://host/path", "http://host:x"] {
+        for entry in [
+            "localhost",
+            "foo://host",
+            "http://ho*st",
+            "http://host/path",
+            "http://host:x",
+        ] {
             assert!(
                 AllowedHosts::parse(&[entry.to_string()], &variables).is_err(),
                 "{entry}"

@@ -109,7 +109,8 @@ impl WasiHttpHooks for OutboundHttp {
         let grant = self.grant.clone();
         Box::new(async move {
             let response = send(&grant, request, options).await?;
-            let done: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
+            let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                Box::new(async { Ok(()) });
             Ok((response, done))
         })
     }
@@ -122,7 +123,10 @@ async fn send(
 ) -> Result<http::Response<WasiBody>, Error> {
     let uri = request.uri().clone();
     let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
-    let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_ascii_lowercase();
+    let host = uri
+        .host()
+        .ok_or(Error::HttpRequestUriInvalid)?
+        .to_ascii_lowercase();
     let port = uri.port_u16();
     if !grant.allowed_hosts.allows(&scheme, &host, port) {
         tracing::warn!(

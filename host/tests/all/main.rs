@@ -2,6 +2,7 @@
 //! (built for wasm32-wasip2 on first use) over real HTTP, on embedded SQLite
 //! and on the Redis at 127.0.0.1:6379.
 
+mod services;
 mod support;
 
 mod artifact_cache;
@@ -9,3 +10,6 @@ mod capabilities;
 mod config_errors;
 mod edge;
 mod isolation;
+mod outbound_http;
+mod postgres;
+mod redis;

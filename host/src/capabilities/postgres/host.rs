@@ -13,7 +13,7 @@ use wasmtime::component::{
     StreamReader, StreamResult,
 };
 
-use super::state::{PostgresState, parse_address};
+use super::state::{PostgresState, RESET_SESSION, parse_address};
 use super::types;
 use crate::capabilities::allowed_hosts::AllowedHosts;
 use crate::spin_bindings::spin::postgres::postgres::{
@@ -59,15 +59,24 @@ impl postgres::HostConnection for PostgresView<'_> {}
 impl postgres::HostConnectionBuilder for PostgresView<'_> {}
 
 /// Checks the allow-list and takes a connection from the address's pool.
-async fn open(grant: Arc<PostgresGrant>, address: String, ca_root: Option<String>) -> Result<OpenPgConnection, Error> {
+async fn open(
+    grant: Arc<PostgresGrant>,
+    address: String,
+    ca_root: Option<String>,
+) -> Result<OpenPgConnection, Error> {
     let parsed = parse_address(&address).map_err(Error::ConnectionFailed)?;
-    if !grant.allowed_hosts.allows("postgres", &parsed.host, Some(parsed.port)) {
+    if !grant
+        .allowed_hosts
+        .allows("postgres", &parsed.host, Some(parsed.port))
+    {
         let target = format!("postgres://{}:{}", parsed.host, parsed.port);
         tracing::warn!(
             component = %grant.component,
             "denied a connection to {target}: add it to allowed_outbound_hosts to allow it"
         );
-        return Err(Error::ConnectionFailed(format!("address {target} is not permitted")));
+        return Err(Error::ConnectionFailed(format!(
+            "address {target} is not permitted"
+        )));
     }
     let pool = grant
         .state
@@ -80,6 +89,24 @@ async fn open(grant: Arc<PostgresGrant>, address: String, ca_root: Option<String
     Ok(OpenPgConnection {
         connection: Arc::new(Mutex::new(connection)),
     })
+}
+
+/// Resets the session and returns the connection to its pool before the
+/// guest's drop completes, so the next open reuses it. (Left to sqlx, the
+/// return would run in a background task, and a request arriving meanwhile
+/// would open a second connection.) A connection that cannot be reset is
+/// closed instead.
+async fn release(connection: Connection) {
+    let mut connection = connection.lock_owned().await;
+    if (&mut **connection)
+        .execute(sqlx::raw_sql(RESET_SESSION))
+        .await
+        .is_ok()
+    {
+        connection.return_to_pool().await;
+    } else {
+        connection.close_on_drop();
+    }
 }
 
 /// Maps a sqlx error to the WIT's: the server's errors keep their fields.
@@ -176,7 +203,12 @@ async fn prepare(
     Ok((types::columns(prepared.columns()), arguments))
 }
 
-async fn query_all(connection: Connection, statement: String, params: Vec<ParameterValue>, limit: usize) -> Result<RowSet, Error> {
+async fn query_all(
+    connection: Connection,
+    statement: String,
+    params: Vec<ParameterValue>,
+    limit: usize,
+) -> Result<RowSet, Error> {
     let mut connection = connection.lock().await;
     let (columns, arguments) = prepare(&mut connection, &statement, params)
         .await
@@ -197,7 +229,11 @@ async fn query_all(connection: Connection, statement: String, params: Vec<Parame
     Ok(RowSet { columns, rows })
 }
 
-async fn execute(connection: Connection, statement: String, params: Vec<ParameterValue>) -> Result<u64, Error> {
+async fn execute(
+    connection: Connection,
+    statement: String,
+    params: Vec<ParameterValue>,
+) -> Result<u64, Error> {
     let mut connection = connection.lock().await;
     let (_, arguments) = prepare(&mut connection, &statement, params)
         .await
@@ -216,7 +252,14 @@ async fn query_streaming(
     statement: String,
     params: Vec<ParameterValue>,
     limit: usize,
-) -> Result<(Vec<Column>, RowChannel, oneshot::Receiver<Result<(), Error>>), Error> {
+) -> Result<
+    (
+        Vec<Column>,
+        RowChannel,
+        oneshot::Receiver<Result<(), Error>>,
+    ),
+    Error,
+> {
     let mut guard: OwnedMutexGuard<PoolConnection<sqlx::Postgres>> = connection.lock_owned().await;
     let (columns, arguments) = prepare(&mut guard, &statement, params)
         .await
@@ -272,11 +315,17 @@ impl<D> StreamProducer<D> for RowChannel {
     }
 }
 
-fn connection_of(table: &ResourceTable, handle: &Resource<OpenPgConnection>) -> wasmtime::Result<Connection> {
+fn connection_of(
+    table: &ResourceTable,
+    handle: &Resource<OpenPgConnection>,
+) -> wasmtime::Result<Connection> {
     Ok(table.get(handle)?.connection.clone())
 }
 
-fn push(table: &mut ResourceTable, outcome: Result<OpenPgConnection, Error>) -> wasmtime::Result<Result<Resource<OpenPgConnection>, Error>> {
+fn push(
+    table: &mut ResourceTable,
+    outcome: Result<OpenPgConnection, Error>,
+) -> wasmtime::Result<Result<Resource<OpenPgConnection>, Error>> {
     Ok(match outcome {
         Ok(connection) => Ok(table.push(connection)?),
         Err(e) => Err(e),
@@ -284,12 +333,18 @@ fn push(table: &mut ResourceTable, outcome: Result<OpenPgConnection, Error>) -> 
 }
 
 impl<T: Send> postgres::HostConnectionBuilderWithStore<T> for Postgres {
-    async fn drop(accessor: &Accessor<T, Self>, rep: Resource<PgConnectionBuilder>) -> wasmtime::Result<()> {
+    async fn drop(
+        accessor: &Accessor<T, Self>,
+        rep: Resource<PgConnectionBuilder>,
+    ) -> wasmtime::Result<()> {
         accessor.with(|mut access| access.get().table.delete(rep).map(drop))?;
         Ok(())
     }
 
-    async fn new(mut host: Access<'_, T, Self>, address: String) -> wasmtime::Result<Resource<PgConnectionBuilder>> {
+    async fn new(
+        mut host: Access<'_, T, Self>,
+        address: String,
+    ) -> wasmtime::Result<Resource<PgConnectionBuilder>> {
         Ok(host.get().table.push(PgConnectionBuilder {
             address,
             ca_root: None,
@@ -329,7 +384,11 @@ impl<T: Send> postgres::HostConnectionBuilderWithStore<T> for Postgres {
         let (grant, address, ca_root) = accessor.with(|mut access| {
             let view = access.get();
             let spec = view.table.get(&builder)?;
-            Ok::<_, wasmtime::Error>((view.grant.clone(), spec.address.clone(), spec.ca_root.clone()))
+            Ok::<_, wasmtime::Error>((
+                view.grant.clone(),
+                spec.address.clone(),
+                spec.ca_root.clone(),
+            ))
         })?;
         let outcome = open(grant, address, ca_root).await;
         accessor.with(|mut access| push(access.get().table, outcome))
@@ -337,12 +396,19 @@ impl<T: Send> postgres::HostConnectionBuilderWithStore<T> for Postgres {
 }
 
 impl<T: Send> postgres::HostConnectionWithStore<T> for Postgres {
-    async fn drop(accessor: &Accessor<T, Self>, rep: Resource<OpenPgConnection>) -> wasmtime::Result<()> {
-        accessor.with(|mut access| access.get().table.delete(rep).map(drop))?;
+    async fn drop(
+        accessor: &Accessor<T, Self>,
+        rep: Resource<OpenPgConnection>,
+    ) -> wasmtime::Result<()> {
+        let open = accessor.with(|mut access| access.get().table.delete(rep))?;
+        release(open.connection).await;
         Ok(())
     }
 
-    async fn open(mut host: Access<'_, T, Self>, address: String) -> wasmtime::Result<Result<Resource<OpenPgConnection>, Error>> {
+    async fn open(
+        mut host: Access<'_, T, Self>,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<OpenPgConnection>, Error>> {
         let grant = host.get().grant.clone();
         let outcome = open(grant, address, None).await;
         push(host.get().table, outcome)
@@ -374,7 +440,16 @@ impl<T: Send> postgres::HostConnectionWithStore<T> for Postgres {
         handle: Resource<OpenPgConnection>,
         statement: String,
         params: Vec<ParameterValue>,
-    ) -> wasmtime::Result<Result<(Vec<Column>, StreamReader<Row>, FutureReader<Result<(), Error>>), Error>> {
+    ) -> wasmtime::Result<
+        Result<
+            (
+                Vec<Column>,
+                StreamReader<Row>,
+                FutureReader<Result<(), Error>>,
+            ),
+            Error,
+        >,
+    > {
         let (connection, limit) = accessor.with(|mut access| {
             let view = access.get();
             Ok::<_, wasmtime::Error>((
@@ -382,10 +457,11 @@ impl<T: Send> postgres::HostConnectionWithStore<T> for Postgres {
                 view.grant.state.config().max_result_bytes,
             ))
         })?;
-        let (columns, rows, done) = match query_streaming(connection, statement, params, limit).await {
-            Ok(started) => started,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (columns, rows, done) =
+            match query_streaming(connection, statement, params, limit).await {
+                Ok(started) => started,
+                Err(e) => return Ok(Err(e)),
+            };
         accessor.with(|mut access| {
             let rows = StreamReader::new(&mut access, rows)?;
             let done = FutureReader::new(&mut access, async move {

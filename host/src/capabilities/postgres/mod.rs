@@ -6,6 +6,7 @@
 
 mod config;
 mod host;
+mod numeric;
 mod state;
 mod types;
 

@@ -3,17 +3,16 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use sqlx::Executor;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 
 use super::config::PostgresConfig;
 
-/// Returns a connection to a clean session before it goes back to the pool:
+/// Run when the guest drops its connection, before it goes back to the pool:
 /// an open transaction, cursors, settings, listeners, advisory locks and
 /// temporary tables a guest left behind do not leak to the next one. (The
 /// first line keeps ROLLBACK's "no transaction in progress" warning quiet;
 /// RESET ALL, last, undoes it.)
-const RESET_SESSION: &str = "SET client_min_messages = error; ROLLBACK; CLOSE ALL; UNLISTEN *; \
+pub const RESET_SESSION: &str = "SET client_min_messages = error; ROLLBACK; CLOSE ALL; UNLISTEN *; \
     SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; RESET ALL;";
 
 /// A parsed connection address: where it points and how to connect.
@@ -28,13 +27,14 @@ pub struct PgAddress {
 pub fn parse_address(address: &str) -> Result<PgAddress, String> {
     let trimmed = address.trim();
     let options = if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
-        PgConnectOptions::from_str(trimmed).map_err(|e| format!("invalid connection string: {e}"))?
+        PgConnectOptions::from_str(trimmed)
+            .map_err(|e| format!("invalid connection string: {e}"))?
     } else {
         let mut options = PgConnectOptions::new_without_pgpass();
         for pair in trimmed.split_whitespace() {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("invalid connection string: expected key=value, got {pair:?}"))?;
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                format!("invalid connection string: expected key=value, got {pair:?}")
+            })?;
             let value = value.trim_matches('\'');
             options = match key {
                 "host" => options.host(value),
@@ -67,12 +67,15 @@ pub fn parse_address(address: &str) -> Result<PgAddress, String> {
     })
 }
 
+/// A pool per connection string and (sha256 of the) CA root.
+type PoolKey = (String, Option<[u8; 32]>);
+
 /// Connection pools by (address, CA root). Shared by every instance of every
 /// component; pools connect lazily, so an unreachable database fails the
 /// guest's open within the acquire timeout instead of failing start-up.
 pub struct PostgresState {
     config: PostgresConfig,
-    pools: Mutex<HashMap<(String, Option<[u8; 32]>), PgPool>>,
+    pools: Mutex<HashMap<PoolKey, PgPool>>,
 }
 
 /// Connections of one pool, for metrics.
@@ -97,12 +100,20 @@ impl PostgresState {
     }
 
     /// The pool for an address, created on first use.
-    pub fn pool(&self, address: &PgAddress, raw: &str, ca_root: Option<&str>) -> Result<PgPool, String> {
+    pub fn pool(
+        &self,
+        address: &PgAddress,
+        raw: &str,
+        ca_root: Option<&str>,
+    ) -> Result<PgPool, String> {
         let key = (
             raw.to_string(),
             ca_root.map(|pem| Sha256::digest(pem.as_bytes()).into()),
         );
-        let mut pools = self.pools.lock().map_err(|_| "pool registry poisoned".to_string())?;
+        let mut pools = self
+            .pools
+            .lock()
+            .map_err(|_| "pool registry poisoned".to_string())?;
         if let Some(pool) = pools.get(&key) {
             return Ok(pool.clone());
         }
@@ -121,12 +132,6 @@ impl PostgresState {
             .acquire_timeout(self.config.acquire_timeout)
             .idle_timeout(self.config.idle_timeout)
             .max_lifetime(self.config.max_lifetime)
-            .after_release(|connection, _| {
-                Box::pin(async move {
-                    // A connection that cannot be reset is closed, not reused.
-                    Ok(connection.execute(sqlx::raw_sql(RESET_SESSION)).await.is_ok())
-                })
-            })
             .connect_lazy_with(options);
         pools.insert(key, pool.clone());
         Ok(pool)
@@ -166,7 +171,8 @@ mod tests {
     fn addresses_parse_in_both_forms() {
         let url = parse_address("postgres://u:p@db.example:6543/app?sslmode=disable").unwrap();
         assert_eq!((url.host.as_str(), url.port), ("db.example", 6543));
-        let kv = parse_address("host=127.0.0.1 port=5433 user=u dbname=app sslmode=disable").unwrap();
+        let kv =
+            parse_address("host=127.0.0.1 port=5433 user=u dbname=app sslmode=disable").unwrap();
         assert_eq!((kv.host.as_str(), kv.port), ("127.0.0.1", 5433));
         assert_eq!(kv.options.get_database(), Some("app"));
         assert!(parse_address("host=x bogus=1").is_err());

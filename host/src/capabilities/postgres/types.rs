@@ -109,7 +109,8 @@ pub fn bind(
             add(arguments.add(time))
         }
         ("TIMESTAMP", P::Datetime(v)) => {
-            let datetime = datetime(v).ok_or_else(|| format!("parameter ${index}: invalid datetime {v:?}"))?;
+            let datetime =
+                datetime(v).ok_or_else(|| format!("parameter ${index}: invalid datetime {v:?}"))?;
             add(arguments.add(datetime))
         }
         ("TIMESTAMPTZ", P::Timestamp(seconds)) => {
@@ -118,16 +119,20 @@ pub fn bind(
             add(arguments.add(instant))
         }
         ("TIMESTAMPTZ", P::Datetime(v)) => {
-            let datetime = datetime(v).ok_or_else(|| format!("parameter ${index}: invalid datetime {v:?}"))?;
+            let datetime =
+                datetime(v).ok_or_else(|| format!("parameter ${index}: invalid datetime {v:?}"))?;
             add(arguments.add(datetime.and_utc()))
         }
         ("UUID", P::Uuid(v) | P::Str(v)) => {
-            let uuid = uuid::Uuid::parse_str(&v).map_err(|e| format!("parameter ${index}: invalid UUID {v:?}: {e}"))?;
+            let uuid = uuid::Uuid::parse_str(&v)
+                .map_err(|e| format!("parameter ${index}: invalid UUID {v:?}: {e}"))?;
             add(arguments.add(uuid))
         }
         ("JSON" | "JSONB", P::Jsonb(bytes)) => {
-            let text = String::from_utf8(bytes).map_err(|_| format!("parameter ${index}: JSON is not UTF-8"))?;
-            let raw = RawValue::from_string(text).map_err(|e| format!("parameter ${index}: invalid JSON: {e}"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("parameter ${index}: JSON is not UTF-8"))?;
+            let raw = RawValue::from_string(text)
+                .map_err(|e| format!("parameter ${index}: invalid JSON: {e}"))?;
             add(arguments.add(Json(raw)))
         }
         ("NUMERIC", P::Decimal(v)) => add(arguments.add(decimal(index, &v)?)),
@@ -161,19 +166,18 @@ pub fn bind(
             add(arguments.add(values))
         }
         ("TEXT[]", P::ArrayStr(v)) => add(arguments.add(v)),
-        ("INTERVAL", P::Interval(v)) => add(
-            arguments.add(PgInterval {
-                months: v.months,
-                days: v.days,
-                microseconds: v.micros,
-            }),
-        ),
+        ("INTERVAL", P::Interval(v)) => add(arguments.add(PgInterval {
+            months: v.months,
+            days: v.days,
+            microseconds: v.micros,
+        })),
         (_, value) => Err(mismatch(&value)),
     }
 }
 
 fn decimal(index: usize, text: &str) -> Result<BigDecimal, String> {
-    BigDecimal::from_str(text.trim()).map_err(|e| format!("parameter ${index}: invalid decimal {text:?}: {e}"))
+    BigDecimal::from_str(text.trim())
+        .map_err(|e| format!("parameter ${index}: invalid decimal {text:?}: {e}"))
 }
 
 fn range<T, U>(
@@ -202,7 +206,9 @@ fn time((hour, minute, second, nanos): (u8, u8, u8, u32)) -> Option<NaiveTime> {
     NaiveTime::from_hms_nano_opt(hour.into(), minute.into(), second.into(), nanos)
 }
 
-fn datetime((year, month, day, hour, minute, second, nanos): (i32, u8, u8, u8, u8, u8, u32)) -> Option<NaiveDateTime> {
+fn datetime(
+    (year, month, day, hour, minute, second, nanos): (i32, u8, u8, u8, u8, u8, u32),
+) -> Option<NaiveDateTime> {
     Some(date((year, month, day))?.and_time(time((hour, minute, second, nanos))?))
 }
 
@@ -283,9 +289,10 @@ pub fn row_size(row: &[DbValue]) -> usize {
                 + match value {
                     DbValue::Str(s) | DbValue::Uuid(s) | DbValue::Decimal(s) => s.len(),
                     DbValue::Binary(b) | DbValue::Jsonb(b) | DbValue::Unsupported(b) => b.len(),
-                    DbValue::ArrayStr(v) | DbValue::ArrayDecimal(v) => {
-                        v.iter().map(|s| s.as_ref().map_or(0, String::len) + 24).sum()
-                    }
+                    DbValue::ArrayStr(v) | DbValue::ArrayDecimal(v) => v
+                        .iter()
+                        .map(|s| s.as_ref().map_or(0, String::len) + 24)
+                        .sum(),
                     DbValue::ArrayInt32(v) => v.len() * 8,
                     DbValue::ArrayInt64(v) => v.len() * 16,
                     _ => 0,
@@ -334,10 +341,7 @@ fn value(row: &PgRow, index: usize) -> Result<DbValue, sqlx::Error> {
             let Json(raw): Json<Box<RawValue>> = row.try_get(index)?;
             DbValue::Jsonb(raw.get().as_bytes().to_vec())
         }
-        "NUMERIC" => {
-            let d: BigDecimal = row.try_get(index)?;
-            DbValue::Decimal(d.to_plain_string())
-        }
+        "NUMERIC" => DbValue::Decimal(wire(&raw, super::numeric::numeric)?),
         "INT4RANGE" => {
             let r: PgRange<i32> = row.try_get(index)?;
             DbValue::RangeInt32(range_tuple(r, |v| v))
@@ -347,15 +351,22 @@ fn value(row: &PgRow, index: usize) -> Result<DbValue, sqlx::Error> {
             DbValue::RangeInt64(range_tuple(r, |v| v))
         }
         "NUMRANGE" => {
-            let r: PgRange<BigDecimal> = row.try_get(index)?;
-            DbValue::RangeDecimal(range_tuple(r, |v| v.to_plain_string()))
+            let (lower, upper) = wire(&raw, super::numeric::numeric_range)?;
+            let bound = |b: Option<(String, bool)>| {
+                b.map(|(v, inclusive)| {
+                    let kind = if inclusive {
+                        RangeBoundKind::Inclusive
+                    } else {
+                        RangeBoundKind::Exclusive
+                    };
+                    (v, kind)
+                })
+            };
+            DbValue::RangeDecimal((bound(lower), bound(upper)))
         }
         "INT4[]" => DbValue::ArrayInt32(row.try_get(index)?),
         "INT8[]" => DbValue::ArrayInt64(row.try_get(index)?),
-        "NUMERIC[]" => {
-            let v: Vec<Option<BigDecimal>> = row.try_get(index)?;
-            DbValue::ArrayDecimal(v.into_iter().map(|d| d.map(|d| d.to_plain_string())).collect())
-        }
+        "NUMERIC[]" => DbValue::ArrayDecimal(wire(&raw, super::numeric::numeric_array)?),
         "TEXT[]" | "VARCHAR[]" | "CHAR[]" | "NAME[]" => DbValue::ArrayStr(row.try_get(index)?),
         "INTERVAL" => {
             let i: PgInterval = row.try_get(index)?;
@@ -369,12 +380,34 @@ fn value(row: &PgRow, index: usize) -> Result<DbValue, sqlx::Error> {
     })
 }
 
+/// Decodes a value from its binary wire bytes with one of `numeric`'s readers.
+fn wire<T>(
+    raw: &sqlx::postgres::PgValueRef<'_>,
+    read: impl Fn(&[u8]) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    let bytes = raw.as_bytes().map_err(sqlx::Error::Decode)?;
+    read(bytes).ok_or_else(|| {
+        sqlx::Error::Decode(
+            format!(
+                "cannot decode {} from its wire format",
+                raw.type_info().name()
+            )
+            .into(),
+        )
+    })
+}
+
 fn date_tuple(d: NaiveDate) -> (i32, u8, u8) {
     (d.year(), d.month() as u8, d.day() as u8)
 }
 
 fn time_tuple(t: NaiveTime) -> (u8, u8, u8, u32) {
-    (t.hour() as u8, t.minute() as u8, t.second() as u8, t.nanosecond())
+    (
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+        t.nanosecond(),
+    )
 }
 
 fn datetime_tuple(dt: NaiveDateTime) -> (i32, u8, u8, u8, u8, u8, u32) {

@@ -55,7 +55,12 @@ fn open(grant: &RedisGrant, address: &str) -> Result<OpenRedisConnection, Error>
         return Err(Error::InvalidAddress);
     }
     let permit = match grant.state.permits() {
-        Some(permits) => Some(permits.clone().try_acquire_owned().map_err(|_| Error::TooManyConnections)?),
+        Some(permits) => Some(
+            permits
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Error::TooManyConnections)?,
+        ),
         None => None,
     };
     let connection = grant.state.connection(address).map_err(|e| match e {
@@ -73,7 +78,10 @@ fn other(error: ::redis::RedisError) -> Error {
     Error::Other(error.to_string())
 }
 
-fn connection<T>(accessor: &Accessor<T, Redis>, handle: &Resource<OpenRedisConnection>) -> wasmtime::Result<ConnectionManager> {
+fn connection<T>(
+    accessor: &Accessor<T, Redis>,
+    handle: &Resource<OpenRedisConnection>,
+) -> wasmtime::Result<ConnectionManager> {
     accessor.with(|mut access| Ok(access.get().table.get(handle)?.connection.clone()))
 }
 
@@ -104,12 +112,18 @@ fn flatten(value: Value, out: &mut Vec<RedisResult>) -> Result<(), Error> {
 }
 
 impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
-    async fn drop(accessor: &Accessor<T, Self>, rep: Resource<OpenRedisConnection>) -> wasmtime::Result<()> {
+    async fn drop(
+        accessor: &Accessor<T, Self>,
+        rep: Resource<OpenRedisConnection>,
+    ) -> wasmtime::Result<()> {
         accessor.with(|mut access| access.get().table.delete(rep).map(drop))?;
         Ok(())
     }
 
-    async fn open(accessor: &Accessor<T, Self>, address: String) -> wasmtime::Result<Result<Resource<OpenRedisConnection>, Error>> {
+    async fn open(
+        accessor: &Accessor<T, Self>,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<OpenRedisConnection>, Error>> {
         accessor.with(|mut access| {
             let view = access.get();
             Ok(match open(view.grant, &address) {
