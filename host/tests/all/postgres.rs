@@ -582,3 +582,47 @@ async fn health_probes_postgres_when_database_url_says_so() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn connection_builder_verifies_tls_with_a_custom_ca_root() {
+    // The machine's PostgreSQL serves TLS with Debian's self-signed snakeoil
+    // certificate (for "localhost"): only a client given it as CA root can
+    // verify the server.
+    let server_certificate = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let Ok(pem) = std::fs::read_to_string(server_certificate) else {
+        panic!(
+            "{server_certificate} is missing: PostgreSQL's TLS set-up differs from Debian's default"
+        );
+    };
+    let db = TestDatabase::create();
+    let (_app, host) = start("\"postgres://localhost:5432\"", "");
+    let address = format!(
+        "postgres://postgres@localhost:5432/{}?sslmode=verify-full",
+        db.name
+    );
+    let sql = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+    let (status, body) = pg(
+        &host,
+        json!({ "address": address, "sql": sql, "ca_root": pem }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["rows"][0][0],
+        json!({ "boolean": true }),
+        "the connection is encrypted"
+    );
+
+    // Without the CA root the server cannot be verified.
+    let (status, body) = pg(&host, json!({ "address": address, "sql": sql })).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["kind"], "connection-failed", "{body}");
+
+    let (_, body) = pg(
+        &host,
+        json!({ "address": address, "sql": sql, "ca_root": "not a certificate" }),
+    )
+    .await;
+    assert_eq!(body["error"]["kind"], "other", "{body}");
+}
