@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, SECRET_RUNTIME_CONFIG, fixture_host, fixture_manifest, unique};
+use crate::support::{
+    AppDir, SECRET_RUNTIME_CONFIG, fixture_host, fixture_manifest, get_json, unique,
+};
 
 #[tokio::test]
 async fn key_value_round_trip_on_the_embedded_store() {
@@ -29,14 +31,7 @@ async fn key_value_round_trip_on_the_embedded_store() {
         "one"
     );
     assert_eq!(client.head(url("b")).send().await.unwrap().status(), 200);
-    let keys: Value = client
-        .get(host.url("/fixture/kv-keys/default"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, keys) = get_json(&host, "/fixture/kv-keys/default").await;
     assert_eq!(keys["keys"], json!(["a", "b"]));
     assert_eq!(client.delete(url("a")).send().await.unwrap().status(), 204);
     assert_eq!(client.get(url("a")).send().await.unwrap().status(), 404);
@@ -215,37 +210,15 @@ async fn sqlite_databases_outside_the_allow_list_are_denied() {
 #[tokio::test]
 async fn variables_are_templated_from_providers() {
     let (_app, host) = fixture_host("");
-    let client = host.client();
-    let message: Value = client
-        .get(host.url("/fixture/var/message"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, message) = get_json(&host, "/fixture/var/message").await;
     assert_eq!(message["value"], "hello, swordfish");
     // App variables are not visible unless the component maps them.
-    let undefined: Value = client
-        .get(host.url("/fixture/var/greeting"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, undefined) = get_json(&host, "/fixture/var/greeting").await;
     assert!(
         undefined["error"].as_str().unwrap().contains("Undefined"),
         "{undefined}"
     );
-    let invalid: Value = client
-        .get(host.url("/fixture/var/Not-A-Name"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, invalid) = get_json(&host, "/fixture/var/Not-A-Name").await;
     assert!(
         invalid["error"].as_str().unwrap().contains("InvalidName"),
         "{invalid}"
@@ -265,14 +238,6 @@ async fn the_environment_provider_comes_first() {
         ],
         &[("SPIN_VARIABLE_GREETING", "from-env")],
     );
-    let message: Value = host
-        .client()
-        .get(host.url("/fixture/var/message"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, message) = get_json(&host, "/fixture/var/message").await;
     assert_eq!(message["value"], "from-env");
 }

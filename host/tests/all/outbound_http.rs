@@ -44,15 +44,7 @@ fn start(allowed: &str) -> (AppDir, Host) {
 }
 
 async fn get(host: &Host, url: &str) -> (u16, Value) {
-    let response = host
-        .client()
-        .post(host.url("/fixture/http"))
-        .json(&json!({ "url": url }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    crate::support::post_json(host, "/fixture/http", &json!({ "url": url })).await
 }
 
 #[tokio::test]

@@ -6,33 +6,17 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::services::{PrivatePostgres, TestDatabase};
-use crate::support::{AppDir, Host, SECRET_RUNTIME_CONFIG, fixture_manifest};
+use crate::support::{AppDir, Host, fixture_with, post_json};
 
 fn start(allowed: &str, runtime_extra: &str) -> (AppDir, Host) {
-    let app = AppDir::new(&fixture_manifest(&format!(
-        "allowed_outbound_hosts = [{allowed}]"
-    )));
-    app.write(
-        "rc.toml",
-        &format!("{SECRET_RUNTIME_CONFIG}\n{runtime_extra}"),
-    );
-    let host = app.start(&[
-        "--runtime-config-file",
-        app.path("rc.toml").to_str().unwrap(),
-    ]);
-    (app, host)
+    fixture_with(
+        &format!("allowed_outbound_hosts = [{allowed}]"),
+        runtime_extra,
+    )
 }
 
 async fn pg(host: &Host, body: Value) -> (u16, Value) {
-    let response = host
-        .client()
-        .post(host.url("/fixture/pg"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    post_json(host, "/fixture/pg", &body).await
 }
 
 async fn query(host: &Host, db: &TestDatabase, sql: &str, params: Value) -> Value {

@@ -6,30 +6,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::services::PrivateRedis;
-use crate::support::{AppDir, Host, SECRET_RUNTIME_CONFIG, fixture_manifest, unique};
+use crate::support::{AppDir, Host, fixture_with, post_json, unique};
 
 fn start(allowed: &str) -> (AppDir, Host) {
-    let app = AppDir::new(&fixture_manifest(&format!(
-        "allowed_outbound_hosts = [{allowed}]"
-    )));
-    app.write("rc.toml", SECRET_RUNTIME_CONFIG);
-    let host = app.start(&[
-        "--runtime-config-file",
-        app.path("rc.toml").to_str().unwrap(),
-    ]);
-    (app, host)
+    fixture_with(&format!("allowed_outbound_hosts = [{allowed}]"), "")
 }
 
 async fn redis(host: &Host, body: Value) -> (u16, Value) {
-    let response = host
-        .client()
-        .post(host.url("/fixture/redis"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    post_json(host, "/fixture/redis", &body).await
 }
 
 /// Deletes the test's keys on the shared Redis when the test ends.

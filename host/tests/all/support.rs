@@ -220,6 +220,45 @@ type = "static"
 values = { secret_word = "swordfish" }
 "#;
 
+/// Starts the fixture app with extra `[component.fixture]` keys and extra
+/// runtime config (the secret variable always has a value).
+pub fn fixture_with(extra_component_keys: &str, runtime_extra: &str) -> (AppDir, Host) {
+    let app = AppDir::new(&fixture_manifest(extra_component_keys));
+    app.write(
+        "rc.toml",
+        &format!("{SECRET_RUNTIME_CONFIG}\n{runtime_extra}"),
+    );
+    let host = app.start(&[
+        "--runtime-config-file",
+        app.path("rc.toml").to_str().unwrap(),
+    ]);
+    (app, host)
+}
+
+/// POSTs JSON and returns the status and the JSON answer.
+pub async fn post_json(
+    host: &Host,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = host
+        .client()
+        .post(host.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// GETs and returns the status and the JSON answer.
+pub async fn get_json(host: &Host, path: &str) -> (u16, serde_json::Value) {
+    let response = host.client().get(host.url(path)).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
 /// Starts the fixture app with default capabilities (key-value `default`,
 /// sqlite `default`, a `message` variable) and the given nexa.toml.
 pub fn fixture_host(nexa_toml: &str) -> (AppDir, Host) {
