@@ -1,0 +1,324 @@
+//! Request bodies checked field by field, collecting every problem into one
+//! 422 (as the original service did) rather than stopping at the first.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::error::{ApiError, FieldError};
+use crate::price::{Price, PriceError};
+
+/// Most characters an item name may have, after trimming.
+pub const NAME_MAX: usize = 255;
+/// Most characters a description may have.
+pub const DESCRIPTION_MAX: usize = 10_000;
+
+/// A top-level field of a JSON body. Numbers keep their exact text, so a price
+/// never passes through a float.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Number(String),
+    Other(Value),
+}
+
+/// A parsed JSON object body.
+pub type Body = BTreeMap<String, Field>;
+
+/// Parses a JSON object body.
+pub fn json_object(body: &[u8]) -> Result<Body, ApiError> {
+    let invalid = |msg: String| {
+        ApiError::Validation(vec![FieldError::new("json_invalid", &["body"], msg, None)])
+    };
+    let raw: BTreeMap<String, Box<RawValue>> = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(_)) => {
+            serde_json::from_slice(body).map_err(|e| invalid(format!("JSON decode error: {e}")))?
+        }
+        Ok(_) => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "model_attributes_type",
+                &["body"],
+                "Input should be a valid dictionary or object to extract fields from",
+                None,
+            )]));
+        }
+        Err(e) => return Err(invalid(format!("JSON decode error: {e}"))),
+    };
+    raw.into_iter()
+        .map(|(key, value)| {
+            let text = value.get();
+            let field = if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+                Field::Number(text.to_string())
+            } else {
+                Field::Other(
+                    serde_json::from_str(text)
+                        .map_err(|e| invalid(format!("JSON decode error: {e}")))?,
+                )
+            };
+            Ok((key, field))
+        })
+        .collect()
+}
+
+impl Field {
+    /// As ordinary JSON, for error inputs.
+    fn plain(&self) -> Value {
+        match self {
+            Field::Number(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            Field::Other(value) => value.clone(),
+        }
+    }
+}
+
+/// The fields of an item; absent fields are `None` (for PATCH).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ItemFields {
+    pub name: Option<String>,
+    /// `Some(None)` is an explicit null.
+    pub description: Option<Option<String>>,
+    pub price: Option<Price>,
+    pub is_available: Option<bool>,
+    pub owner_id: Option<i64>,
+}
+
+/// Which fields must be present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completeness {
+    /// POST and PUT: name and price required.
+    Full,
+    /// PATCH: anything may be left out.
+    Partial,
+}
+
+/// Validates an item body. Unknown fields are ignored, as the original did.
+pub fn item(body: &Body, completeness: Completeness) -> Result<ItemFields, ApiError> {
+    let mut errors = Vec::new();
+    let mut fields = ItemFields::default();
+    let missing = |name: &str| FieldError::new("missing", &["body", name], "Field required", None);
+
+    match body.get("name") {
+        None if completeness == Completeness::Full => errors.push(missing("name")),
+        None => {}
+        Some(Field::Other(Value::String(name))) => {
+            let trimmed = name.trim();
+            let length = trimmed.chars().count();
+            if length == 0 {
+                errors.push(FieldError::new(
+                    "string_too_short",
+                    &["body", "name"],
+                    "String should have at least 1 character",
+                    Some(Value::String(name.clone())),
+                ));
+            } else if length > NAME_MAX {
+                errors.push(FieldError::new(
+                    "string_too_long",
+                    &["body", "name"],
+                    format!("String should have at most {NAME_MAX} characters"),
+                    Some(Value::String(name.clone())),
+                ));
+            } else {
+                fields.name = Some(trimmed.to_string());
+            }
+        }
+        Some(other) => errors.push(FieldError::new(
+            "string_type",
+            &["body", "name"],
+            "Input should be a valid string",
+            Some(other.plain()),
+        )),
+    }
+
+    match body.get("description") {
+        None => {}
+        Some(Field::Other(Value::Null)) => fields.description = Some(None),
+        Some(Field::Other(Value::String(text))) if text.chars().count() > DESCRIPTION_MAX => errors
+            .push(FieldError::new(
+                "string_too_long",
+                &["body", "description"],
+                format!("String should have at most {DESCRIPTION_MAX} characters"),
+                None,
+            )),
+        Some(Field::Other(Value::String(text))) => fields.description = Some(Some(text.clone())),
+        Some(other) => errors.push(FieldError::new(
+            "string_type",
+            &["body", "description"],
+            "Input should be a valid string",
+            Some(other.plain()),
+        )),
+    }
+
+    match body.get("price") {
+        None if completeness == Completeness::Full => errors.push(missing("price")),
+        None => {}
+        Some(value) => {
+            let text = match value {
+                Field::Number(text) => Some(text.as_str()),
+                Field::Other(Value::String(text)) => Some(text.as_str()),
+                Field::Other(_) => None,
+            };
+            match text.map(Price::parse) {
+                Some(Ok(price)) => fields.price = Some(price),
+                Some(Err(error)) => errors.push(FieldError::new(
+                    match error {
+                        PriceError::NotANumber => "decimal_parsing",
+                        PriceError::TooPrecise => "decimal_max_places",
+                        PriceError::Negative => "greater_than_equal",
+                        PriceError::TooLarge => "less_than",
+                    },
+                    &["body", "price"],
+                    error.to_string(),
+                    Some(value.plain()),
+                )),
+                None => errors.push(FieldError::new(
+                    "decimal_type",
+                    &["body", "price"],
+                    "Decimal input should be an integer, float, string or Decimal object",
+                    Some(value.plain()),
+                )),
+            }
+        }
+    }
+
+    match body.get("is_available") {
+        None => {
+            if completeness == Completeness::Full {
+                fields.is_available = Some(true);
+            }
+        }
+        Some(Field::Other(Value::Bool(b))) => fields.is_available = Some(*b),
+        Some(other) => errors.push(FieldError::new(
+            "bool_type",
+            &["body", "is_available"],
+            "Input should be a valid boolean",
+            Some(other.plain()),
+        )),
+    }
+
+    match body.get("owner_id") {
+        None | Some(Field::Other(Value::Null)) => {}
+        Some(value) => {
+            let id = match value {
+                Field::Number(text) => text.parse::<i64>().ok(),
+                Field::Other(_) => None,
+            };
+            match id {
+                Some(id) if id > 0 => fields.owner_id = Some(id),
+                _ => errors.push(FieldError::new(
+                    "int_type",
+                    &["body", "owner_id"],
+                    "Input should be a valid positive integer",
+                    Some(value.plain()),
+                )),
+            }
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(fields)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str, completeness: Completeness) -> Result<ItemFields, ApiError> {
+        item(&json_object(body.as_bytes())?, completeness)
+    }
+
+    fn locs(error: ApiError) -> Vec<(String, String)> {
+        let ApiError::Validation(errors) = error else {
+            panic!("not a validation error: {error:?}")
+        };
+        errors
+            .into_iter()
+            .map(|e| {
+                let field = match e.loc.last() {
+                    Some(crate::error::Loc::Key(k)) => k.clone(),
+                    _ => String::new(),
+                };
+                (field, e.kind.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_item_parses_with_defaults() {
+        let item = parse(r#"{"name": "  Lamp ", "price": 12.5}"#, Completeness::Full).unwrap();
+        assert_eq!(item.name.as_deref(), Some("Lamp"));
+        assert_eq!(item.price.unwrap().to_string(), "12.50");
+        assert_eq!(item.is_available, Some(true));
+        assert_eq!(item.description, None);
+        let item = parse(
+            r#"{"name": "Ünïcødé 🚀", "price": "0.10", "description": null}"#,
+            Completeness::Full,
+        )
+        .unwrap();
+        assert_eq!(item.price.unwrap().cents(), 10);
+        assert_eq!(item.description, Some(None));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let error = parse(
+            r#"{"name": "", "price": 12.345, "is_available": "yes"}"#,
+            Completeness::Full,
+        )
+        .unwrap_err();
+        assert_eq!(
+            locs(error),
+            vec![
+                ("name".into(), "string_too_short".into()),
+                ("price".into(), "decimal_max_places".into()),
+                ("is_available".into(), "bool_type".into()),
+            ]
+        );
+        let error = parse("{}", Completeness::Full).unwrap_err();
+        assert_eq!(
+            locs(error),
+            vec![
+                ("name".into(), "missing".into()),
+                ("price".into(), "missing".into())
+            ]
+        );
+        assert!(parse("{}", Completeness::Partial).is_ok());
+    }
+
+    #[test]
+    fn prices_are_never_rounded_and_bounds_hold() {
+        for (body, kind) in [
+            (r#"{"name": "x", "price": -1}"#, "greater_than_equal"),
+            (r#"{"name": "x", "price": 100000000}"#, "less_than"),
+            (r#"{"name": "x", "price": "abc"}"#, "decimal_parsing"),
+            (r#"{"name": "x", "price": true}"#, "decimal_type"),
+            (r#"{"name": "x", "price": 0.125}"#, "decimal_max_places"),
+        ] {
+            assert_eq!(
+                locs(parse(body, Completeness::Full).unwrap_err()),
+                vec![("price".into(), kind.into())],
+                "{body}"
+            );
+        }
+        let exact = parse(r#"{"name": "x", "price": 99999999.99}"#, Completeness::Full).unwrap();
+        assert_eq!(exact.price.unwrap().to_string(), "99999999.99");
+    }
+
+    #[test]
+    fn malformed_json_is_json_invalid() {
+        for body in ["{", "", "[1]", "nul"] {
+            let error = parse(body, Completeness::Full).unwrap_err();
+            let kinds: Vec<String> = locs(error).into_iter().map(|(_, k)| k).collect();
+            assert!(
+                kinds == ["json_invalid"] || kinds == ["model_attributes_type"],
+                "{body}: {kinds:?}"
+            );
+        }
+        let long = format!(r#"{{"name": "{}", "price": 1}}"#, "n".repeat(256));
+        assert_eq!(
+            locs(parse(&long, Completeness::Full).unwrap_err()),
+            vec![("name".into(), "string_too_long".into())]
+        );
+    }
+}
