@@ -3,5 +3,6 @@
 //! them to spin-sdk.
 
 pub mod error;
+pub mod jwt;
 pub mod price;
 pub mod validation;
