@@ -2,7 +2,10 @@
 //! Spin-specific code, so its rules are tested natively; the components wire
 //! them to spin-sdk.
 
+pub mod db;
 pub mod error;
+pub mod items;
 pub mod jwt;
 pub mod price;
+pub mod schema;
 pub mod validation;

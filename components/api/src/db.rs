@@ -1,0 +1,119 @@
+//! The small database interface the repository is written against. Components
+//! implement it over spin-sdk's Postgres and SQLite connections; the tests
+//! implement it over sqlx and rusqlite against the real servers, so the same
+//! SQL runs in both.
+
+use std::fmt;
+
+/// Which SQL the repository speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// A parameter or a column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Value {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(i64::from(*b)),
+            Value::Text(t) => t.parse().ok(),
+            Value::Null => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            Value::Int(i) => Some(*i != 0),
+            _ => None,
+        }
+    }
+
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Value::Text(t) => Some(t),
+            Value::Int(i) => Some(i.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map(Into::into).unwrap_or(Value::Null)
+    }
+}
+
+/// Why a statement failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbError {
+    /// The database cannot be reached (→ 503).
+    Unavailable(String),
+    /// A unique constraint was violated; the constraint's name when known.
+    UniqueViolation(String),
+    /// Anything else (→ 500, logged).
+    Other(String),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Unavailable(m) => write!(f, "database unavailable: {m}"),
+            DbError::UniqueViolation(m) => write!(f, "unique violation: {m}"),
+            DbError::Other(m) => write!(f, "database error: {m}"),
+        }
+    }
+}
+
+/// One connection's worth of SQL: statements run in order on it, so a
+/// `BEGIN` ... `COMMIT` around them is one transaction.
+// Components are single-threaded wasm; no `Send` bound is wanted.
+#[allow(async_fn_in_trait)]
+pub trait Database {
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement; returns the rows it affected.
+    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+    /// Runs a query; returns its rows.
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError>;
+}

@@ -1,0 +1,237 @@
+//! The items table: every statement for it, in both dialects (no SQL strings
+//! elsewhere), and the item's JSON.
+
+use serde_json::value::RawValue;
+use serde_json::{Value as Json, json};
+
+use crate::db::{Database, DbError, Dialect, Value};
+use crate::price::Price;
+use crate::validation::ItemFields;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub price: Price,
+    pub is_available: bool,
+    pub owner_id: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Item {
+    /// `{"id", "name", "description", "price", "is_available", "owner_id",
+    /// "created_at", "updated_at"}` with the price a JSON number with exactly
+    /// two decimals.
+    pub fn to_json(&self) -> Json {
+        let price = RawValue::from_string(self.price.to_string())
+            .expect("a price renders as a JSON number");
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "price": price,
+            "is_available": self.is_available,
+            "owner_id": self.owner_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+}
+
+/// A new item, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewItem {
+    pub name: String,
+    pub description: Option<String>,
+    pub price: Price,
+    pub is_available: bool,
+    pub owner_id: i64,
+}
+
+const PG_COLUMNS: &str = "id, name, description, price::text, is_available, owner_id, \
+    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+    to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+const SQLITE_COLUMNS: &str =
+    "id, name, description, price_cents, is_available, owner_id, created_at, updated_at";
+
+fn columns(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => PG_COLUMNS,
+        Dialect::Sqlite => SQLITE_COLUMNS,
+    }
+}
+
+/// Postgres takes the price as exact text (cast to numeric in SQL, so the
+/// parameter's type is text for every driver); SQLite as integer cents.
+fn price_param(dialect: Dialect, price: Price) -> Value {
+    match dialect {
+        Dialect::Postgres => Value::Text(price.to_string()),
+        Dialect::Sqlite => Value::Int(price.cents()),
+    }
+}
+
+fn item(dialect: Dialect, row: Vec<Value>) -> Result<Item, DbError> {
+    let bad = || DbError::Other(format!("unexpected item row: {row:?}"));
+    let mut values = row.clone().into_iter();
+    let mut next = || values.next().ok_or_else(bad);
+    let id = next()?.as_i64().ok_or_else(bad)?;
+    let name = next()?.into_text().ok_or_else(bad)?;
+    let description = next()?.into_text();
+    let price = match (dialect, next()?) {
+        (Dialect::Postgres, Value::Text(text)) => Price::parse(&text).ok(),
+        (Dialect::Sqlite, value) => value.as_i64().and_then(Price::from_cents),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    let is_available = next()?.as_bool().ok_or_else(bad)?;
+    let owner_id = next()?.as_i64().ok_or_else(bad)?;
+    let created_at = next()?.into_text().ok_or_else(bad)?;
+    let updated_at = next()?.into_text().ok_or_else(bad)?;
+    Ok(Item {
+        id,
+        name,
+        description,
+        price,
+        is_available,
+        owner_id,
+        created_at,
+        updated_at,
+    })
+}
+
+fn items(dialect: Dialect, rows: Vec<Vec<Value>>) -> Result<Vec<Item>, DbError> {
+    rows.into_iter().map(|row| item(dialect, row)).collect()
+}
+
+/// `$n` or `?n`.
+fn placeholder(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Postgres => format!("${n}"),
+        Dialect::Sqlite => format!("?{n}"),
+    }
+}
+
+/// A page of items ordered by id, optionally of one owner.
+pub async fn list<D: Database>(
+    db: &D,
+    skip: i64,
+    limit: i64,
+    owner_id: Option<i64>,
+) -> Result<Vec<Item>, DbError> {
+    let d = db.dialect();
+    let (sql, params) = match owner_id {
+        Some(owner) => (
+            format!(
+                "SELECT {} FROM items WHERE owner_id = {} ORDER BY id LIMIT {} OFFSET {}",
+                columns(d),
+                placeholder(d, 1),
+                placeholder(d, 2),
+                placeholder(d, 3)
+            ),
+            vec![Value::Int(owner), Value::Int(limit), Value::Int(skip)],
+        ),
+        None => (
+            format!(
+                "SELECT {} FROM items ORDER BY id LIMIT {} OFFSET {}",
+                columns(d),
+                placeholder(d, 1),
+                placeholder(d, 2)
+            ),
+            vec![Value::Int(limit), Value::Int(skip)],
+        ),
+    };
+    items(d, db.query(&sql, &params).await?)
+}
+
+pub async fn get<D: Database>(db: &D, id: i64) -> Result<Option<Item>, DbError> {
+    let d = db.dialect();
+    let sql = format!(
+        "SELECT {} FROM items WHERE id = {}",
+        columns(d),
+        placeholder(d, 1)
+    );
+    Ok(items(d, db.query(&sql, &[Value::Int(id)]).await?)?
+        .into_iter()
+        .next())
+}
+
+pub async fn create<D: Database>(db: &D, new: NewItem) -> Result<Item, DbError> {
+    let d = db.dialect();
+    let (price_column, price_value) = match d {
+        Dialect::Postgres => ("price", format!("{}::text::numeric", placeholder(d, 3))),
+        Dialect::Sqlite => ("price_cents", placeholder(d, 3)),
+    };
+    let sql = format!(
+        "INSERT INTO items (name, description, {price_column}, is_available, owner_id) \
+         VALUES ({}, {}, {price_value}, {}, {}) RETURNING {}",
+        placeholder(d, 1),
+        placeholder(d, 2),
+        placeholder(d, 4),
+        placeholder(d, 5),
+        columns(d)
+    );
+    let params = [
+        Value::Text(new.name),
+        Value::from(new.description),
+        price_param(d, new.price),
+        Value::Bool(new.is_available),
+        Value::Int(new.owner_id),
+    ];
+    items(d, db.query(&sql, &params).await?)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DbError::Other("insert returned no row".into()))
+}
+
+/// Applies the given fields (absent ones are kept) in one statement.
+pub async fn update<D: Database>(
+    db: &D,
+    id: i64,
+    changes: &ItemFields,
+) -> Result<Option<Item>, DbError> {
+    let d = db.dialect();
+    let mut sets = Vec::new();
+    let mut params = vec![Value::Int(id)];
+    let mut set = |column: &str, value: Value, cast: &str| {
+        params.push(value);
+        sets.push(format!("{column} = {}{cast}", placeholder(d, params.len())));
+    };
+    if let Some(name) = &changes.name {
+        set("name", Value::Text(name.clone()), "");
+    }
+    if let Some(description) = &changes.description {
+        set("description", Value::from(description.clone()), "");
+    }
+    if let Some(price) = changes.price {
+        match d {
+            Dialect::Postgres => set("price", price_param(d, price), "::text::numeric"),
+            Dialect::Sqlite => set("price_cents", price_param(d, price), ""),
+        }
+    }
+    if let Some(available) = changes.is_available {
+        set("is_available", Value::Bool(available), "");
+    }
+    if let Some(owner) = changes.owner_id {
+        set("owner_id", Value::Int(owner), "");
+    }
+    sets.push(match d {
+        Dialect::Postgres => "updated_at = now()".to_string(),
+        Dialect::Sqlite => "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')".to_string(),
+    });
+    let sql = format!(
+        "UPDATE items SET {} WHERE id = {} RETURNING {}",
+        sets.join(", "),
+        placeholder(d, 1),
+        columns(d)
+    );
+    Ok(items(d, db.query(&sql, &params).await?)?.into_iter().next())
+}
+
+/// Whether an item was deleted.
+pub async fn delete<D: Database>(db: &D, id: i64) -> Result<bool, DbError> {
+    let d = db.dialect();
+    let sql = format!("DELETE FROM items WHERE id = {}", placeholder(d, 1));
+    Ok(db.execute(&sql, &[Value::Int(id)]).await? > 0)
+}

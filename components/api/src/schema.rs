@@ -1,0 +1,236 @@
+//! The schema, its versioned migrations for both dialects, and the seed data.
+//! `migrate` runs on first use in one transaction under a lock
+//! (`pg_advisory_xact_lock` / `BEGIN IMMEDIATE`), so concurrent first requests
+//! on several instances neither fail nor seed twice.
+
+use crate::db::{Database, DbError, Dialect, Value};
+use crate::price::Price;
+
+/// `(version, Postgres SQL, SQLite SQL)`, applied in order, each once.
+const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE users (
+            id BIGSERIAL PRIMARY KEY,
+            email TEXT NOT NULL,
+            username TEXT NOT NULL,
+            hashed_password TEXT NOT NULL,
+            role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('admin', 'user')),
+            is_active BOOLEAN NOT NULL DEFAULT TRUE,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            CONSTRAINT users_email_key UNIQUE (email),
+            CONSTRAINT users_username_key UNIQUE (username))",
+        "CREATE TABLE items (
+            id BIGSERIAL PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT,
+            price NUMERIC(10, 2) NOT NULL CHECK (price >= 0),
+            is_available BOOLEAN NOT NULL DEFAULT TRUE,
+            owner_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        "CREATE INDEX items_owner_id ON items (owner_id)",
+        "CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            refresh_token_hash TEXT NOT NULL,
+            revoked BOOLEAN NOT NULL DEFAULT FALSE,
+            expires_at TIMESTAMPTZ NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        "CREATE TABLE login_failures (
+            key TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            window_started_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    ],
+    &[
+        "CREATE TABLE users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            email TEXT NOT NULL CONSTRAINT users_email_key UNIQUE,
+            username TEXT NOT NULL CONSTRAINT users_username_key UNIQUE,
+            hashed_password TEXT NOT NULL,
+            role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('admin', 'user')),
+            is_active INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        // Prices are exact integer cents in SQLite, which has no decimal type.
+        "CREATE TABLE items (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            description TEXT,
+            price_cents INTEGER NOT NULL CHECK (price_cents >= 0),
+            is_available INTEGER NOT NULL DEFAULT 1,
+            owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        "CREATE INDEX items_owner_id ON items (owner_id)",
+        "CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            refresh_token_hash TEXT NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0,
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        "CREATE TABLE login_failures (
+            key TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            window_started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+    ],
+)];
+
+/// The newest schema version.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, ..)| *v)
+}
+
+/// The sample items an empty database starts with: (name, description, price, available).
+pub const SEED_ITEMS: &[(&str, &str, &str, bool)] = &[
+    ("Laptop", "A portable computer", "999.99", true),
+    ("Smartphone", "A phone that does everything", "699.99", true),
+    ("Headphones", "Noise-cancelling, over-ear", "199.99", true),
+    ("Tablet", "A large touch screen", "449.99", true),
+    ("Smartwatch", "A computer on your wrist", "249.99", true),
+    ("Camera", "Mirrorless, 24 megapixels", "849.99", false),
+    ("Monitor", "27 inches, 4K", "329.99", true),
+    ("Keyboard", "Mechanical, quiet switches", "89.99", true),
+    ("Mouse", "Wireless, ergonomic", "49.99", true),
+    ("Speakers", "A pair of bookshelf speakers", "149.99", true),
+];
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub applied: Vec<i64>,
+    pub seeded: bool,
+}
+
+/// Brings the schema up to date and seeds an empty database, once, whatever
+/// else runs concurrently. `admin_password_hash` is the bcrypt hash of the
+/// `admin_password` variable, asked for only when seeding.
+pub async fn migrate<D: Database>(
+    db: &D,
+    admin_password_hash: impl FnOnce() -> Result<String, DbError>,
+) -> Result<MigrationReport, DbError> {
+    let dialect = db.dialect();
+    match dialect {
+        Dialect::Postgres => {
+            db.execute("BEGIN", &[]).await?;
+            // One lock id for "nexa schema": concurrent migrators wait here.
+            db.execute("SELECT pg_advisory_xact_lock(7235917400112)", &[])
+                .await?;
+        }
+        Dialect::Sqlite => {
+            db.execute("BEGIN IMMEDIATE", &[]).await?;
+        }
+    }
+    let outcome = migrate_locked(db, dialect, admin_password_hash).await;
+    match &outcome {
+        Ok(_) => db.execute("COMMIT", &[]).await.map(drop)?,
+        Err(_) => {
+            let _ = db.execute("ROLLBACK", &[]).await;
+        }
+    }
+    outcome
+}
+
+async fn migrate_locked<D: Database>(
+    db: &D,
+    dialect: Dialect,
+    admin_password_hash: impl FnOnce() -> Result<String, DbError>,
+) -> Result<MigrationReport, DbError> {
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        &[],
+    )
+    .await?;
+    let current = db
+        .query(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .first()
+        .and_then(|row| row.first())
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let mut applied = Vec::new();
+    for (version, postgres, sqlite) in MIGRATIONS {
+        if *version <= current {
+            continue;
+        }
+        let statements = match dialect {
+            Dialect::Postgres => postgres,
+            Dialect::Sqlite => sqlite,
+        };
+        for statement in *statements {
+            db.execute(statement, &[]).await?;
+        }
+        let insert = match dialect {
+            Dialect::Postgres => {
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now()::text)"
+            }
+            Dialect::Sqlite => {
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, datetime('now'))"
+            }
+        };
+        db.execute(insert, &[Value::Int(*version)]).await?;
+        applied.push(*version);
+    }
+
+    let users = db
+        .query("SELECT COUNT(*) FROM users", &[])
+        .await?
+        .first()
+        .and_then(|row| row.first())
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let seeded = users == 0;
+    if seeded {
+        seed(db, dialect, admin_password_hash()?).await?;
+    }
+    Ok(MigrationReport { applied, seeded })
+}
+
+async fn seed<D: Database>(
+    db: &D,
+    dialect: Dialect,
+    admin_password_hash: String,
+) -> Result<(), DbError> {
+    let (insert_admin, insert_item) = match dialect {
+        Dialect::Postgres => (
+            "INSERT INTO users (email, username, hashed_password, role) VALUES ('admin@example.com', 'admin', $1, 'admin') RETURNING id",
+            "INSERT INTO items (name, description, price, is_available, owner_id) VALUES ($1, $2, $3::text::numeric, $4, $5)",
+        ),
+        Dialect::Sqlite => (
+            "INSERT INTO users (email, username, hashed_password, role) VALUES ('admin@example.com', 'admin', ?1, 'admin') RETURNING id",
+            "INSERT INTO items (name, description, price_cents, is_available, owner_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        ),
+    };
+    let admin = db
+        .query(insert_admin, &[Value::Text(admin_password_hash)])
+        .await?
+        .first()
+        .and_then(|row| row.first())
+        .and_then(Value::as_i64)
+        .ok_or_else(|| DbError::Other("seeding: no admin id returned".into()))?;
+    for (name, description, price, available) in SEED_ITEMS {
+        let price =
+            Price::parse(price).map_err(|e| DbError::Other(format!("seed price {price}: {e}")))?;
+        let price = match dialect {
+            Dialect::Postgres => Value::Text(price.to_string()),
+            Dialect::Sqlite => Value::Int(price.cents()),
+        };
+        db.execute(
+            insert_item,
+            &[
+                Value::from(*name),
+                Value::from(*description),
+                price,
+                Value::Bool(*available),
+                Value::Int(admin),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! The repository against the real databases: an SQLite file and a database
+//! of the test's own on the PostgreSQL at 127.0.0.1:5432, through small
+//! native adapters of the `Database` interface (the components use spin-sdk's).
+
+use std::sync::Mutex;
+
+use nexa_api::db::{Database, DbError, Dialect, Value};
+use nexa_api::items::{self, NewItem};
+use nexa_api::price::Price;
+use nexa_api::schema;
+use nexa_api::validation::ItemFields;
+use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
+
+// ---- adapters ------------------------------------------------------------
+
+struct Sqlite(Mutex<rusqlite::Connection>);
+
+impl Sqlite {
+    fn open(path: &std::path::Path) -> Self {
+        let connection = rusqlite::Connection::open(path).unwrap();
+        connection
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
+            .unwrap();
+        Self(Mutex::new(connection))
+    }
+}
+
+fn sqlite_error(e: rusqlite::Error) -> DbError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, message)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            DbError::UniqueViolation(message.clone().unwrap_or_default())
+        }
+        _ => DbError::Other(e.to_string()),
+    }
+}
+
+fn sqlite_params(params: &[Value]) -> Vec<rusqlite::types::Value> {
+    params
+        .iter()
+        .map(|v| match v {
+            Value::Null => rusqlite::types::Value::Null,
+            Value::Int(i) => rusqlite::types::Value::Integer(*i),
+            Value::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
+            Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+        })
+        .collect()
+}
+
+impl Database for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let connection = self.0.lock().unwrap();
+        connection
+            .execute(sql, rusqlite::params_from_iter(sqlite_params(params)))
+            .map(|n| n as u64)
+            .map_err(sqlite_error)
+    }
+
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
+        let connection = self.0.lock().unwrap();
+        let mut statement = connection.prepare(sql).map_err(sqlite_error)?;
+        let width = statement.column_count();
+        let mut rows = statement
+            .query(rusqlite::params_from_iter(sqlite_params(params)))
+            .map_err(sqlite_error)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(sqlite_error)? {
+            out.push(
+                (0..width)
+                    .map(|i| match row.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(i) => Value::Int(i),
+                        rusqlite::types::ValueRef::Real(f) => Value::Text(f.to_string()),
+                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                            Value::Text(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+}
+
+struct Postgres(tokio::sync::Mutex<sqlx::PgConnection>);
+
+fn pg_error(e: sqlx::Error) -> DbError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            DbError::UniqueViolation(db.constraint().unwrap_or_default().to_string())
+        }
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => DbError::Unavailable(e.to_string()),
+        _ => DbError::Other(e.to_string()),
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Prepares the statement and binds each value as the type the server
+/// inferred for its parameter (as the Nexa host does for guests).
+async fn typed<'q>(
+    connection: &mut sqlx::PgConnection,
+    sql: &'q str,
+    params: &[Value],
+) -> Result<PgQuery<'q>, DbError> {
+    let statement = (&mut *connection).prepare(sql).await.map_err(pg_error)?;
+    let types: Vec<String> = match statement.parameters() {
+        Some(sqlx::Either::Left(types)) => types.iter().map(|t| t.name().to_string()).collect(),
+        _ => Vec::new(),
+    };
+    let mut query = sqlx::query(sql);
+    for (value, ty) in params.iter().zip(types) {
+        query = match (value, ty.as_str()) {
+            (Value::Null, "INT8") => query.bind(None::<i64>),
+            (Value::Null, "BOOL") => query.bind(None::<bool>),
+            (Value::Null, _) => query.bind(None::<String>),
+            (Value::Int(i), "INT4") => query.bind(*i as i32),
+            (Value::Int(i), "INT2") => query.bind(*i as i16),
+            (Value::Int(i), _) => query.bind(*i),
+            (Value::Bool(b), _) => query.bind(*b),
+            (Value::Text(t), _) => query.bind(t.clone()),
+        };
+    }
+    Ok(query)
+}
+
+impl Database for Postgres {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let mut connection = self.0.lock().await;
+        let done = if params.is_empty() {
+            // Simple protocol: BEGIN, COMMIT, DDL.
+            connection.execute(sqlx::raw_sql(sql)).await
+        } else {
+            typed(&mut connection, sql, params)
+                .await?
+                .execute(&mut *connection)
+                .await
+        };
+        done.map(|r| r.rows_affected()).map_err(pg_error)
+    }
+
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
+        let mut connection = self.0.lock().await;
+        let rows = typed(&mut connection, sql, params)
+            .await?
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                row.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| {
+                        if row.try_get_raw(i).unwrap().is_null() {
+                            return Value::Null;
+                        }
+                        match column.type_info().name() {
+                            "INT8" => Value::Int(row.get(i)),
+                            "INT4" => Value::Int(i64::from(row.get::<i32, _>(i))),
+                            "INT2" => Value::Int(i64::from(row.get::<i16, _>(i))),
+                            "BOOL" => Value::Bool(row.get(i)),
+                            _ => Value::Text(row.get(i)),
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// A database of the test's own, dropped at the end.
+struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create() -> Self {
+        let name = format!("nexa_repo_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(
+            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+        )
+        .await
+        .unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        Self { name }
+    }
+
+    async fn connect(&self) -> Postgres {
+        let url = format!(
+            "postgres://postgres@127.0.0.1:5432/{}?sslmode=disable",
+            self.name
+        );
+        Postgres(tokio::sync::Mutex::new(
+            sqlx::PgConnection::connect(&url).await.unwrap(),
+        ))
+    }
+
+    async fn drop_database(self) {
+        let mut admin = sqlx::PgConnection::connect(
+            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+        )
+        .await
+        .unwrap();
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await
+            .unwrap();
+    }
+}
+
+// ---- the tests, run on both backends ---------------------------------------
+
+fn hash() -> Result<String, DbError> {
+    Ok("$2b$04$fixedfixedfixedfixedfuXz0D7mJ4Z1vQ1c1sD1H0eYlM5cY0bK6".to_string())
+}
+
+async fn first_use_migrates_and_seeds_once<D: Database>(db: &D) {
+    let report = schema::migrate(db, hash).await.unwrap();
+    assert_eq!(report.applied, vec![schema::latest_version()]);
+    assert!(report.seeded);
+    let again = schema::migrate(db, || panic!("must not hash again"))
+        .await
+        .unwrap();
+    assert!(again.applied.is_empty() && !again.seeded);
+    let all = items::list(db, 0, 100, None).await.unwrap();
+    let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+    let expected: Vec<&str> = schema::SEED_ITEMS.iter().map(|(n, ..)| *n).collect();
+    assert_eq!(names, expected);
+    let camera = all.iter().find(|i| i.name == "Camera").unwrap();
+    assert!(!camera.is_available);
+    assert_eq!(all[0].price.to_string(), "999.99");
+}
+
+async fn items_round_trip<D: Database>(db: &D) {
+    schema::migrate(db, hash).await.unwrap();
+    let owner = items::list(db, 0, 1, None).await.unwrap()[0].owner_id;
+    let name = "Robert'); DROP TABLE items;-- ünïcødé 🚀";
+    let created = items::create(
+        db,
+        NewItem {
+            name: name.to_string(),
+            description: None,
+            price: Price::parse("99999999.99").unwrap(),
+            is_available: true,
+            owner_id: owner,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.name, name, "stored verbatim");
+    assert_eq!(created.price.to_string(), "99999999.99");
+    assert!(created.created_at.ends_with('Z'), "{}", created.created_at);
+    let json = created.to_json();
+    assert!(json.to_string().contains("\"price\":99999999.99"), "{json}");
+    assert_eq!(json["description"], serde_json::Value::Null);
+
+    assert_eq!(
+        items::get(db, created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    let page = items::list(db, 10, 5, None).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, created.id);
+    assert_eq!(items::list(db, 0, 3, Some(owner)).await.unwrap().len(), 3);
+    assert!(
+        items::list(db, 0, 3, Some(owner + 1000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let changed = items::update(
+        db,
+        created.id,
+        &ItemFields {
+            price: Some(Price::parse("0.10").unwrap()),
+            description: Some(Some("now described".into())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(changed.name, name, "absent fields are kept");
+    assert_eq!(changed.price.to_string(), "0.10");
+    assert_eq!(changed.description.as_deref(), Some("now described"));
+    let cleared = items::update(
+        db,
+        created.id,
+        &ItemFields {
+            description: Some(None),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(cleared.description, None);
+    assert_eq!(
+        items::update(db, 999_999, &ItemFields::default())
+            .await
+            .unwrap(),
+        None
+    );
+
+    assert!(items::delete(db, created.id).await.unwrap());
+    assert!(!items::delete(db, created.id).await.unwrap());
+    assert_eq!(items::get(db, created.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sqlite_migrates_and_seeds_once() {
+    let dir = tempfile_dir();
+    first_use_migrates_and_seeds_once(&Sqlite::open(&dir.join("db.sqlite"))).await;
+}
+
+#[tokio::test]
+async fn postgres_migrates_and_seeds_once() {
+    let database = PgDatabase::create().await;
+    first_use_migrates_and_seeds_once(&database.connect().await).await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_items_round_trip() {
+    let dir = tempfile_dir();
+    items_round_trip(&Sqlite::open(&dir.join("db.sqlite"))).await;
+}
+
+#[tokio::test]
+async fn postgres_items_round_trip() {
+    let database = PgDatabase::create().await;
+    items_round_trip(&database.connect().await).await;
+    database.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_use_seeds_once_on_postgres() {
+    let database = PgDatabase::create().await;
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let db = database.connect().await;
+        tasks.push(tokio::spawn(async move {
+            schema::migrate(&db, hash).await.map(|r| r.seeded)
+        }));
+    }
+    let mut seeded = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap() {
+            seeded += 1;
+        }
+    }
+    assert_eq!(seeded, 1);
+    let db = database.connect().await;
+    let users = db.query("SELECT count(*) FROM users", &[]).await.unwrap();
+    assert_eq!(users[0][0], Value::Int(1));
+    drop(db);
+    database.drop_database().await;
+}
+
+#[test]
+fn concurrent_first_use_seeds_once_on_sqlite() {
+    let dir = tempfile_dir();
+    let path = dir.join("db.sqlite");
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    schema::migrate(&Sqlite::open(&path), hash)
+                        .await
+                        .map(|r| r.seeded)
+                })
+            })
+        })
+        .collect();
+    let seeded = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .filter(|s| *s)
+        .count();
+    assert_eq!(seeded, 1);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nexa-api-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
