@@ -1,8 +1,8 @@
 //! The items table: every statement for it, in both dialects (no SQL strings
 //! elsewhere), and the item's JSON.
 
+use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{Value as Json, json};
 
 use crate::db::{Database, DbError, Dialect, Value};
 use crate::price::Price;
@@ -23,20 +23,38 @@ pub struct Item {
 impl Item {
     /// `{"id", "name", "description", "price", "is_available", "owner_id",
     /// "created_at", "updated_at"}` with the price a JSON number with exactly
-    /// two decimals.
-    pub fn to_json(&self) -> Json {
-        let price = RawValue::from_string(self.price.to_string())
-            .expect("a price renders as a JSON number");
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "price": price,
-            "is_available": self.is_available,
-            "owner_id": self.owner_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        })
+    /// two decimals. Serialized straight to text: a `serde_json::Value` would
+    /// turn `12.50` back into `12.5`.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            id: i64,
+            name: &'a str,
+            description: Option<&'a str>,
+            price: Box<RawValue>,
+            is_available: bool,
+            owner_id: i64,
+            created_at: &'a str,
+            updated_at: &'a str,
+        }
+        let wire = Wire {
+            id: self.id,
+            name: &self.name,
+            description: self.description.as_deref(),
+            price: RawValue::from_string(self.price.to_string())
+                .expect("a price renders as a JSON number"),
+            is_available: self.is_available,
+            owner_id: self.owner_id,
+            created_at: &self.created_at,
+            updated_at: &self.updated_at,
+        };
+        serde_json::to_string(&wire).expect("an item serializes")
+    }
+
+    /// A JSON array of items.
+    pub fn list_json(items: &[Item]) -> String {
+        let parts: Vec<String> = items.iter().map(Item::to_json).collect();
+        format!("[{}]", parts.join(","))
     }
 }
 

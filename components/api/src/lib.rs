@@ -2,10 +2,13 @@
 //! Spin-specific code, so its rules are tested natively; the components wire
 //! them to spin-sdk.
 
+pub mod auth;
 pub mod db;
 pub mod error;
 pub mod items;
 pub mod jwt;
 pub mod price;
 pub mod schema;
+#[cfg(target_arch = "wasm32")]
+pub mod spin_db;
 pub mod validation;

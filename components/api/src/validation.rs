@@ -322,3 +322,111 @@ mod tests {
         );
     }
 }
+
+/// Most items one page may hold.
+pub const LIMIT_MAX: i64 = 1000;
+
+/// `skip` (>= 0, default 0), `limit` (1..=1000, default 100) and an optional
+/// positive `owner_id` from a query string.
+pub fn page(query: &str) -> Result<(i64, i64, Option<i64>), ApiError> {
+    let mut errors = Vec::new();
+    let (mut skip, mut limit, mut owner) = (0, 100, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let parsed = value.parse::<i64>();
+        let input = Some(Value::String(value.to_string()));
+        let mut check = |name: &'static str, ok: Option<i64>, rule: &str, kind: &'static str| match (
+            parsed.clone(),
+            ok,
+        ) {
+            (Ok(_), Some(v)) => Some(v),
+            (Ok(_), None) => {
+                errors.push(FieldError::new(
+                    kind,
+                    &["query", name],
+                    rule.to_string(),
+                    input.clone(),
+                ));
+                None
+            }
+            (Err(_), _) => {
+                errors.push(FieldError::new(
+                    "int_parsing",
+                    &["query", name],
+                    "Input should be a valid integer, unable to parse string as an integer",
+                    input.clone(),
+                ));
+                None
+            }
+        };
+        match key {
+            "skip" => {
+                let ok = parsed.clone().ok().filter(|v| *v >= 0);
+                if let Some(v) = check(
+                    "skip",
+                    ok,
+                    "Input should be greater than or equal to 0",
+                    "greater_than_equal",
+                ) {
+                    skip = v;
+                }
+            }
+            "limit" => {
+                let ok = parsed.clone().ok().filter(|v| (1..=LIMIT_MAX).contains(v));
+                if let Some(v) = check(
+                    "limit",
+                    ok,
+                    "Input should be between 1 and 1000",
+                    "less_than_equal",
+                ) {
+                    limit = v;
+                }
+            }
+            "owner_id" => {
+                let ok = parsed.clone().ok().filter(|v| *v > 0);
+                if let Some(v) = check(
+                    "owner_id",
+                    ok,
+                    "Input should be greater than 0",
+                    "greater_than",
+                ) {
+                    owner = Some(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok((skip, limit, owner))
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn pages_default_and_bound() {
+        assert_eq!(page("").unwrap(), (0, 100, None));
+        assert_eq!(
+            page("skip=5&limit=1000&owner_id=3").unwrap(),
+            (5, 1000, Some(3))
+        );
+        for bad in [
+            "skip=-1",
+            "limit=0",
+            "limit=1001",
+            "limit=x",
+            "owner_id=0",
+            "skip=1.5",
+        ] {
+            assert!(matches!(page(bad), Err(ApiError::Validation(_))), "{bad}");
+        }
+        let Err(ApiError::Validation(errors)) = page("skip=-1&limit=0") else {
+            panic!()
+        };
+        assert_eq!(errors.len(), 2);
+    }
+}

@@ -268,8 +268,8 @@ async fn items_round_trip<D: Database>(db: &D) {
     assert_eq!(created.price.to_string(), "99999999.99");
     assert!(created.created_at.ends_with('Z'), "{}", created.created_at);
     let json = created.to_json();
-    assert!(json.to_string().contains("\"price\":99999999.99"), "{json}");
-    assert_eq!(json["description"], serde_json::Value::Null);
+    assert!(json.contains("\"price\":99999999.99"), "{json}");
+    assert!(json.contains("\"description\":null"), "{json}");
 
     assert_eq!(
         items::get(db, created.id).await.unwrap(),

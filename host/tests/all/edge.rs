@@ -5,24 +5,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{AppDir, fixture_host, repo_root};
-
-/// The repository's own spin.toml, with component paths made absolute.
-fn repo_app() -> AppDir {
-    crate::support::component("health");
-    let manifest = std::fs::read_to_string(repo_root().join("spin.toml"))
-        .unwrap()
-        .replace(
-            "source = \"components/",
-            &format!("source = \"{}/components/", repo_root().display()),
-        );
-    AppDir::new(&manifest)
-}
+use crate::support::{AppDir, fixture_host, rc_args, repo_app};
 
 #[tokio::test]
 async fn health_is_operational_on_embedded_backends() {
-    let app = repo_app();
-    let host = app.start(&[]);
+    let app = repo_app("");
+    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
     let response = host.client().get(host.url("/health")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -54,15 +42,9 @@ async fn health_is_operational_on_embedded_backends() {
 
 #[tokio::test]
 async fn health_uses_redis_when_the_runtime_config_maps_the_store() {
-    let app = repo_app();
-    app.write(
-        "rc.toml",
-        "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n",
-    );
-    let host = app.start(&[
-        "--runtime-config-file",
-        app.path("rc.toml").to_str().unwrap(),
-    ]);
+    let app =
+        repo_app("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n");
+    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
     let body: Value = host
         .client()
         .get(host.url("/health"))
@@ -77,16 +59,10 @@ async fn health_uses_redis_when_the_runtime_config_maps_the_store() {
 
 #[tokio::test]
 async fn health_is_degraded_when_the_cache_is_unreachable() {
-    let app = repo_app();
     // Nothing listens on port 1: every operation fails fast.
-    app.write(
-        "rc.toml",
-        "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n",
-    );
-    let host = app.start(&[
-        "--runtime-config-file",
-        app.path("rc.toml").to_str().unwrap(),
-    ]);
+    let app =
+        repo_app("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n");
+    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
     let response = host.client().get(host.url("/health")).send().await.unwrap();
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
@@ -107,9 +83,9 @@ async fn health_is_degraded_when_the_cache_is_unreachable() {
 
 #[tokio::test]
 async fn unknown_paths_get_a_json_404_from_the_fallback() {
-    let app = repo_app();
-    let host = app.start(&[]);
-    for path in ["/nope", "/", "/items/42/deep?x=1"] {
+    let app = repo_app("");
+    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
+    for path in ["/nope", "/", "/elsewhere/42/deep?x=1"] {
         let response = host.client().get(host.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers()["content-type"], "application/json");

@@ -11,6 +11,7 @@ mod capabilities;
 mod config_errors;
 mod edge;
 mod isolation;
+mod items;
 mod outbound_http;
 mod postgres;
 mod redis;

@@ -516,18 +516,10 @@ async fn a_stopped_database_fails_fast_and_recovers_without_a_restart() {
 #[tokio::test]
 async fn health_probes_postgres_when_database_url_says_so() {
     let db = TestDatabase::create();
-    let manifest = std::fs::read_to_string(crate::support::repo_root().join("spin.toml"))
-        .unwrap()
-        .replace(
-            "source = \"components/",
-            &format!(
-                "source = \"{}/components/",
-                crate::support::repo_root().display()
-            ),
-        );
-    crate::support::component("health");
-    let app = AppDir::new(&manifest);
-    let healthy = app.start_with_env(&[], &[("SPIN_VARIABLE_DATABASE_URL", &db.url())]);
+    let app = crate::support::repo_app("");
+    let rc = crate::support::rc_args(&app);
+    let rc = rc.each_ref().map(String::as_str);
+    let healthy = app.start_with_env(&rc, &[("SPIN_VARIABLE_DATABASE_URL", &db.url())]);
     let response = healthy
         .client()
         .get(healthy.url("/health"))
@@ -544,7 +536,7 @@ async fn health_probes_postgres_when_database_url_says_so() {
 
     // A database the allow-list does not cover (db_host/db_port not set with it).
     let denied = app.start_with_env(
-        &[],
+        &rc,
         &[(
             "SPIN_VARIABLE_DATABASE_URL",
             "postgres://postgres@127.0.0.1:5999/x?sslmode=disable",

@@ -15,7 +15,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The components the tests use, built once per test run.
-const COMPONENTS: &[&str] = &["health", "fallback", "fixture", "fixture-sockets"];
+const COMPONENTS: &[&str] = &["health", "fallback", "items", "fixture", "fixture-sockets"];
 
 /// Builds the test components (once) and returns the path of one `.wasm`.
 pub fn component(name: &str) -> PathBuf {
@@ -219,6 +219,35 @@ pub const SECRET_RUNTIME_CONFIG: &str = r#"
 type = "static"
 values = { secret_word = "swordfish" }
 "#;
+
+/// The repository's own app: its spin.toml (component paths made absolute)
+/// and its development runtime config plus `runtime_extra`, as `rc.toml`.
+/// Passwords are hashed with the cheapest bcrypt cost, to keep tests fast.
+pub fn repo_app(runtime_extra: &str) -> AppDir {
+    component("health");
+    let manifest = std::fs::read_to_string(repo_root().join("spin.toml"))
+        .unwrap()
+        .replace(
+            "source = \"components/",
+            &format!("source = \"{}/components/", repo_root().display()),
+        );
+    let app = AppDir::new(&manifest);
+    let dev = std::fs::read_to_string(repo_root().join("runtime-config.dev.toml")).unwrap();
+    let dev = dev.replace(
+        "[variables_provider.values]",
+        "[variables_provider.values]\nbcrypt_cost = \"4\"",
+    );
+    app.write("rc.toml", &format!("{dev}\n{runtime_extra}"));
+    app
+}
+
+/// `--runtime-config-file <app>/rc.toml`.
+pub fn rc_args(app: &AppDir) -> [String; 2] {
+    [
+        "--runtime-config-file".to_string(),
+        app.path("rc.toml").display().to_string(),
+    ]
+}
 
 /// Starts the fixture app with extra `[component.fixture]` keys and extra
 /// runtime config (the secret variable always has a value).

@@ -1,0 +1,251 @@
+//! `/items` and `/items/{id}`: public reads, owner-or-admin writes.
+#![cfg(target_arch = "wasm32")]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nexa_api::auth::{self, Principal};
+use nexa_api::db::DbError;
+use nexa_api::error::ApiError;
+use nexa_api::items::{self, NewItem};
+use nexa_api::jwt::TokenKeys;
+use nexa_api::schema;
+use nexa_api::spin_db::SpinDatabase;
+use nexa_api::validation::{self, Completeness};
+use serde_json::Value as Json;
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{Method, Request, Response, StatusCode};
+use spin_sdk::{http_service, variables};
+
+/// Set once this instance has brought the schema up to date.
+static MIGRATED: AtomicBool = AtomicBool::new(false);
+
+#[http_service]
+async fn handle(request: Request) -> Response<String> {
+    match route(request).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    }
+}
+
+fn error_response(error: &ApiError) -> Response<String> {
+    let mut response = json(error.status(), &error.body());
+    for (name, value) in error.headers() {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn json(status: u16, body: &Json) -> Response<String> {
+    json_text(status, body.to_string())
+}
+
+fn json_text(status: u16, body: String) -> Response<String> {
+    let mut response = Response::new(body);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        "content-type",
+        "application/json".parse().expect("static header"),
+    );
+    response
+}
+
+enum Target {
+    Collection,
+    Item(i64),
+}
+
+async fn route(request: Request) -> Result<Response<String>, ApiError> {
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    let target = match path.strip_prefix("/items") {
+        Some("") => Target::Collection,
+        Some(rest) if rest.starts_with('/') => match rest[1..].parse::<i64>() {
+            Ok(id) if id > 0 => Target::Item(id),
+            // Same as an unknown id, not a validation error: the path names no item.
+            _ => return Err(ApiError::NotFound("Item not found")),
+        },
+        Some(_) => return Err(ApiError::NotFound("Not Found")),
+        None => return Err(ApiError::NotFound("Not Found")),
+    };
+    let method = request.method().clone();
+    let allowed: &[&'static str] = match target {
+        Target::Collection => &["GET", "POST"],
+        Target::Item(_) => &["GET", "PUT", "PATCH", "DELETE"],
+    };
+    if !allowed.contains(&method.as_str()) {
+        return Err(ApiError::MethodNotAllowed(allowed.to_vec()));
+    }
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let is_json = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+    let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+        request
+            .into_body()
+            .bytes()
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .to_vec()
+    } else {
+        Vec::new()
+    };
+
+    let db = open().await?;
+    match (target, method) {
+        (Target::Collection, Method::GET) => {
+            let (skip, limit, owner) = validation::page(&query)?;
+            let page = items::list(&db, skip, limit, owner)
+                .await
+                .map_err(auth::db_failure)?;
+            Ok(json_text(200, items::Item::list_json(&page)))
+        }
+        (Target::Item(id), Method::GET) => {
+            let item = items::get(&db, id).await.map_err(auth::db_failure)?;
+            item.map(|i| json_text(200, i.to_json()))
+                .ok_or(ApiError::NotFound("Item not found"))
+        }
+        (target, method) => {
+            let caller = auth::authenticate(&db, &keys().await?, authorization.as_deref()).await?;
+            if method != Method::DELETE && is_json != Some(true) {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            write(&db, &caller, target, method, &body).await
+        }
+    }
+}
+
+async fn write(
+    db: &SpinDatabase,
+    caller: &Principal,
+    target: Target,
+    method: Method,
+    body: &[u8],
+) -> Result<Response<String>, ApiError> {
+    let fk_violation = |e: DbError| match e {
+        DbError::Other(m) if m.contains("23503") || m.contains("FOREIGN KEY") => {
+            ApiError::Validation(vec![nexa_api::error::FieldError::new(
+                "owner_not_found",
+                &["body", "owner_id"],
+                "No user has this id",
+                None,
+            )])
+        }
+        e => auth::db_failure(e),
+    };
+    match target {
+        Target::Collection => {
+            let fields = validation::item(&validation::json_object(body)?, Completeness::Full)?;
+            let owner_id = match fields.owner_id {
+                Some(owner) if owner != caller.user_id && !caller.is_admin => {
+                    return Err(ApiError::Forbidden("Not enough permissions"));
+                }
+                Some(owner) => owner,
+                None => caller.user_id,
+            };
+            let item = items::create(
+                db,
+                NewItem {
+                    name: fields.name.unwrap_or_default(),
+                    description: fields.description.flatten(),
+                    price: fields.price.ok_or(ApiError::Internal)?,
+                    is_available: fields.is_available.unwrap_or(true),
+                    owner_id,
+                },
+            )
+            .await
+            .map_err(fk_violation)?;
+            let mut response = json_text(201, item.to_json());
+            if let Ok(location) = format!("/items/{}", item.id).parse() {
+                response.headers_mut().insert("location", location);
+            }
+            Ok(response)
+        }
+        Target::Item(id) => {
+            let existing = items::get(db, id)
+                .await
+                .map_err(auth::db_failure)?
+                .ok_or(ApiError::NotFound("Item not found"))?;
+            if existing.owner_id != caller.user_id && !caller.is_admin {
+                return Err(ApiError::Forbidden("Not enough permissions"));
+            }
+            if method == Method::DELETE {
+                items::delete(db, id).await.map_err(auth::db_failure)?;
+                let mut response = Response::new(String::new());
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                return Ok(response);
+            }
+            let completeness = if method == Method::PUT {
+                Completeness::Full
+            } else {
+                Completeness::Partial
+            };
+            let mut fields = validation::item(&validation::json_object(body)?, completeness)?;
+            if fields.owner_id.is_some_and(|o| o != existing.owner_id) && !caller.is_admin {
+                return Err(ApiError::Forbidden("Not enough permissions"));
+            }
+            if completeness == Completeness::Full && fields.description.is_none() {
+                // A full replacement without a description clears it.
+                fields.description = Some(None);
+            }
+            let item = items::update(db, id, &fields)
+                .await
+                .map_err(fk_violation)?
+                .ok_or(ApiError::NotFound("Item not found"))?;
+            Ok(json_text(200, item.to_json()))
+        }
+    }
+}
+
+async fn variable(name: &str) -> Result<String, ApiError> {
+    variables::get(name).await.map_err(|e| {
+        eprintln!("items: variable {name}: {e:?}");
+        ApiError::Internal
+    })
+}
+
+async fn keys() -> Result<TokenKeys, ApiError> {
+    let secret = variable("jwt_secret").await?;
+    let issuer = variable("jwt_issuer").await?;
+    let audience = variable("jwt_audience").await?;
+    TokenKeys::new(&secret, &issuer, &audience).map_err(|e| {
+        eprintln!("items: {e}");
+        ApiError::Internal
+    })
+}
+
+/// The database, with the schema brought up to date on this instance's first use.
+async fn open() -> Result<SpinDatabase, ApiError> {
+    let db = SpinDatabase::open(&variable("database_url").await?)
+        .await
+        .map_err(auth::db_failure)?;
+    if !MIGRATED.load(Ordering::Acquire) {
+        let password = variable("admin_password").await?;
+        let cost = variable("bcrypt_cost").await?.parse().unwrap_or(12);
+        schema::migrate(&db, || {
+            bcrypt::hash(&password, cost)
+                .map_err(|e| DbError::Other(format!("hashing the admin password: {e}")))
+        })
+        .await
+        .map_err(|e| {
+            eprintln!("items: migrating: {e}");
+            auth::db_failure(e)
+        })?;
+        MIGRATED.store(true, Ordering::Release);
+    }
+    Ok(db)
+}

@@ -1,0 +1,416 @@
+//! The items component through the real host, on embedded SQLite and on
+//! PostgreSQL: seeded data, pages, validation, and writes with tokens forged
+//! here (the auth component issues real ones).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::services::TestDatabase;
+use crate::support::{AppDir, Host, rc_args, repo_app};
+
+const SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
+
+/// Where the app keeps its data, and how the test reaches it directly.
+enum Backend {
+    Sqlite,
+    Postgres(TestDatabase),
+}
+
+struct Api {
+    app: AppDir,
+    host: Host,
+    backend: Backend,
+}
+
+impl Api {
+    fn start(postgres: bool) -> Self {
+        let app = repo_app("");
+        let backend = if postgres {
+            Backend::Postgres(TestDatabase::create())
+        } else {
+            Backend::Sqlite
+        };
+        let rc = rc_args(&app);
+        let rc = rc.each_ref().map(String::as_str);
+        let host = match &backend {
+            Backend::Postgres(db) => {
+                app.start_with_env(&rc, &[("SPIN_VARIABLE_DATABASE_URL", &db.url())])
+            }
+            Backend::Sqlite => app.start(&rc),
+        };
+        Self { app, host, backend }
+    }
+
+    /// Runs SQL against the app's database, as an operator would.
+    fn sql(&self, sql: &str) -> String {
+        match &self.backend {
+            Backend::Postgres(db) => db.sql(sql),
+            Backend::Sqlite => {
+                let output = std::process::Command::new("python3")
+                    .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchall(); c.commit(); print('\\n'.join('|'.join(str(v) for v in row) for row in r))"])
+                    .arg(self.app.path(".spin/sqlite_db.db"))
+                    .arg(sql)
+                    .output()
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                String::from_utf8_lossy(&output.stdout).trim().to_string()
+            }
+        }
+    }
+
+    /// A user with an open session, and a token for it.
+    fn user(&self, username: &str, role: &str) -> (i64, String) {
+        self.sql(&format!(
+            "INSERT INTO users (email, username, hashed_password, role) VALUES ('{username}@example.com', '{username}', 'x', '{role}')"
+        ));
+        let id: i64 = self
+            .sql(&format!(
+                "SELECT id FROM users WHERE username = '{username}'"
+            ))
+            .parse()
+            .unwrap();
+        let session = format!("session-{username}");
+        self.sql(&format!(
+            "INSERT INTO sessions (id, user_id, refresh_token_hash, expires_at) VALUES ('{session}', {id}, 'x', '2999-01-01T00:00:00Z')"
+        ));
+        (id, token(id, username, role, &session, 600))
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = self
+            .host
+            .client()
+            .request(method.parse().unwrap(), self.host.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+}
+
+fn token(user: i64, username: &str, role: &str, session: &str, ttl: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = json!({
+        "sub": user.to_string(), "username": username, "role": role,
+        "iat": now, "exp": now + ttl, "jti": session, "iss": "nexa", "aud": "nexa-api",
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn reads(api: &Api) {
+    let (status, all, _) = api.send("GET", "/items", None, None).await;
+    assert_eq!(status, 200, "{all}");
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Laptop",
+            "Smartphone",
+            "Headphones",
+            "Tablet",
+            "Smartwatch",
+            "Camera",
+            "Monitor",
+            "Keyboard",
+            "Mouse",
+            "Speakers"
+        ]
+    );
+    assert_eq!(all[5]["is_available"], false);
+    let (_, slash, _) = api.send("GET", "/items/", None, None).await;
+    assert_eq!(slash, all, "with and without the trailing slash");
+    let (_, page, _) = api.send("GET", "/items?skip=2&limit=3", None, None).await;
+    let ids: Vec<i64> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [3, 4, 5]);
+
+    let (status, laptop, _) = api.send("GET", "/items/1", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(laptop["name"], "Laptop");
+    for key in [
+        "id",
+        "name",
+        "description",
+        "price",
+        "is_available",
+        "owner_id",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(laptop.get(key).is_some(), "{key} missing: {laptop}");
+    }
+    let (status, missing, _) = api.send("GET", "/items/9999", None, None).await;
+    assert_eq!(
+        (status, missing),
+        (404, json!({ "detail": "Item not found" }))
+    );
+    let (status, bad, _) = api.send("GET", "/items?limit=0&skip=-1", None, None).await;
+    assert_eq!(status, 422);
+    let locs: Vec<&Value> = bad["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["loc"])
+        .collect();
+    assert_eq!(
+        locs,
+        [&json!(["query", "limit"]), &json!(["query", "skip"])],
+        "in the query's order"
+    );
+    let (status, _, headers) = api.send("DELETE", "/items", None, None).await;
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "GET, POST");
+}
+
+async fn writes(api: &Api) {
+    // The first request creates the schema and seeds it.
+    assert_eq!(api.send("GET", "/items", None, None).await.0, 200);
+    let (admin_token, (alice, alice_token), (_, bob_token)) = {
+        let admin = token(1, "admin", "admin", "session-admin", 600);
+        api.sql("INSERT INTO sessions (id, user_id, refresh_token_hash, expires_at) VALUES ('session-admin', 1, 'x', '2999-01-01T00:00:00Z')");
+        (admin, api.user("alice", "user"), api.user("bob", "user"))
+    };
+    let new =
+        json!({ "name": "Lamp 💡 '); DROP TABLE items;--", "price": "12.5", "description": null });
+
+    // Who may write.
+    let (status, body, headers) = api.send("POST", "/items", None, Some(new.clone())).await;
+    assert_eq!(
+        (status, &body["detail"]),
+        (401, &json!("Not authenticated"))
+    );
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let expired = token(alice, "alice", "user", "session-alice", -10);
+    // Right claims, signed with another secret.
+    let forged = {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({
+            "sub": alice.to_string(), "username": "alice", "role": "admin", "iat": now, "exp": now + 600,
+            "jti": "session-alice", "iss": "nexa", "aud": "nexa-api",
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"an-attackers-guess-at-the-secret-0123"),
+        )
+        .unwrap()
+    };
+    for bad in [expired.as_str(), forged.as_str(), "garbage"] {
+        let (status, body, _) = api
+            .send("POST", "/items", Some(bad), Some(new.clone()))
+            .await;
+        assert_eq!(
+            (status, &body["detail"]),
+            (401, &json!("Invalid authentication credentials"))
+        );
+    }
+
+    let (status, created, headers) = api
+        .send("POST", "/items", Some(&alice_token), Some(new.clone()))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(headers["location"], format!("/items/{id}"));
+    assert_eq!(created["owner_id"], alice);
+    assert_eq!(
+        created["name"], "Lamp 💡 '); DROP TABLE items;--",
+        "stored verbatim"
+    );
+    assert_eq!(created["is_available"], true);
+    let raw = api
+        .host
+        .client()
+        .get(api.host.url(&format!("/items/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.contains("\"price\":12.50"), "two decimals: {raw}");
+
+    let path = format!("/items/{id}");
+    let (status, body, _) = api
+        .send(
+            "PATCH",
+            &path,
+            Some(&bob_token),
+            Some(json!({ "price": 1 })),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["detail"]),
+        (403, &json!("Not enough permissions"))
+    );
+    let (status, patched, _) = api
+        .send(
+            "PATCH",
+            &path,
+            Some(&alice_token),
+            Some(json!({ "price": 99999999.99 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["name"], created["name"]);
+    let (status, replaced, _) = api
+        .send(
+            "PUT",
+            &path,
+            Some(&admin_token),
+            Some(json!({ "name": "Desk lamp", "price": 20 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(
+        (replaced["name"].clone(), replaced["description"].clone()),
+        (json!("Desk lamp"), Value::Null)
+    );
+
+    // Bad input never changes anything.
+    let (status, body, _) = api
+        .send(
+            "PATCH",
+            &path,
+            Some(&alice_token),
+            Some(json!({ "price": 12.345 })),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "price"]));
+    let response = api
+        .host
+        .client()
+        .post(api.host.url("/items"))
+        .bearer_auth(&alice_token)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["detail"][0]["type"], "json_invalid");
+    let response = api
+        .host
+        .client()
+        .post(api.host.url("/items"))
+        .bearer_auth(&alice_token)
+        .header("content-type", "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let (_, after, _) = api.send("GET", &path, None, None).await;
+    assert_eq!(after["price"], json!(20.0));
+
+    // A revoked session ends the token at once.
+    api.sql(
+        "UPDATE sessions SET revoked = TRUE WHERE id = 'session-bob'"
+            .replace(
+                "TRUE",
+                if matches!(api.backend, Backend::Sqlite) {
+                    "1"
+                } else {
+                    "TRUE"
+                },
+            )
+            .as_str(),
+    );
+    let (status, _, _) = api
+        .send("POST", "/items", Some(&bob_token), Some(new.clone()))
+        .await;
+    assert_eq!(status, 401);
+
+    // 20 concurrent creates: 20 rows, no 500.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let client = api.host.client();
+        let url = api.host.url("/items");
+        let token = alice_token.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "name": format!("bulk {i}"), "price": i }))
+                .send()
+                .await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status(), 201);
+    }
+    assert_eq!(
+        api.sql("SELECT count(*) FROM items WHERE name LIKE 'bulk %'"),
+        "20"
+    );
+
+    let (status, _, _) = api.send("DELETE", &path, Some(&bob_token), None).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = api.send("DELETE", &path, Some(&alice_token), None).await;
+    assert_eq!(status, 204);
+    let (status, _, _) = api.send("GET", &path, None, None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn reads_on_sqlite() {
+    reads(&Api::start(false)).await;
+}
+
+#[tokio::test]
+async fn reads_on_postgres() {
+    reads(&Api::start(true)).await;
+}
+
+#[tokio::test]
+async fn writes_on_sqlite() {
+    writes(&Api::start(false)).await;
+}
+
+#[tokio::test]
+async fn writes_on_postgres() {
+    writes(&Api::start(true)).await;
+}
