@@ -11,4 +11,5 @@ pub mod price;
 pub mod schema;
 #[cfg(target_arch = "wasm32")]
 pub mod spin_db;
+pub mod users;
 pub mod validation;

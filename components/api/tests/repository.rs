@@ -407,3 +407,90 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+// ---- users -----------------------------------------------------------------
+
+use nexa_api::users::{self, CreateError, NewUser};
+
+fn registration(email: &str, username: &str) -> NewUser {
+    NewUser {
+        email: email.into(),
+        username: username.into(),
+        password: "correct horse".into(),
+        role: None,
+    }
+}
+
+async fn users_round_trip<D: Database>(db: &D) {
+    schema::migrate(db, hash).await.unwrap();
+    let alice = users::create(db, &registration("alice@example.com", "alice"), "hash-a")
+        .await
+        .unwrap();
+    assert_eq!((alice.role.as_str(), alice.is_active), ("user", true));
+    assert!(alice.created_at.ends_with('Z'));
+    assert!(
+        !alice.to_json().to_string().contains("hash"),
+        "the hash never leaves"
+    );
+    assert_eq!(
+        users::create(db, &registration("alice@example.com", "other"), "h").await,
+        Err(CreateError::EmailTaken)
+    );
+    assert_eq!(
+        users::create(db, &registration("other@example.com", "alice"), "h").await,
+        Err(CreateError::UsernameTaken)
+    );
+    assert_eq!(users::get(db, alice.id).await.unwrap(), Some(alice.clone()));
+    let (found, stored_hash) = users::by_username(db, "alice").await.unwrap().unwrap();
+    assert_eq!((found, stored_hash.as_str()), (alice.clone(), "hash-a"));
+    assert_eq!(users::by_username(db, "nobody").await.unwrap(), None);
+    let all = users::list(db, 0, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(),
+        ["admin", "alice"]
+    );
+    assert_eq!(users::list(db, 1, 10).await.unwrap(), vec![alice]);
+}
+
+#[tokio::test]
+async fn sqlite_users_round_trip() {
+    let dir = tempfile_dir();
+    users_round_trip(&Sqlite::open(&dir.join("db.sqlite"))).await;
+}
+
+#[tokio::test]
+async fn postgres_users_round_trip() {
+    let database = PgDatabase::create().await;
+    users_round_trip(&database.connect().await).await;
+    database.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicate_registration_race_has_one_winner_on_postgres() {
+    let database = PgDatabase::create().await;
+    schema::migrate(&database.connect().await, hash)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let db = database.connect().await;
+        tasks.push(tokio::spawn(async move {
+            users::create(
+                &db,
+                &registration("race@example.com", &format!("racer{i}")),
+                "h",
+            )
+            .await
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(CreateError::EmailTaken) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    database.drop_database().await;
+}
