@@ -9,6 +9,7 @@ pub mod items;
 pub mod jwt;
 pub mod price;
 pub mod schema;
+pub mod sessions;
 #[cfg(target_arch = "wasm32")]
 pub mod spin_db;
 pub mod users;

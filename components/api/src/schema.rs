@@ -34,9 +34,15 @@ const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
         "CREATE TABLE sessions (
             id TEXT PRIMARY KEY,
             user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-            refresh_token_hash TEXT NOT NULL,
             revoked BOOLEAN NOT NULL DEFAULT FALSE,
             expires_at TIMESTAMPTZ NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        // Every refresh token ever issued (by hash): a rotated one presented
+        // again reveals a stolen token, and revokes its session.
+        "CREATE TABLE refresh_tokens (
+            token_hash TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            rotated BOOLEAN NOT NULL DEFAULT FALSE,
             created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
         "CREATE TABLE login_failures (
             key TEXT PRIMARY KEY,
@@ -67,9 +73,13 @@ const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
         "CREATE TABLE sessions (
             id TEXT PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-            refresh_token_hash TEXT NOT NULL,
             revoked INTEGER NOT NULL DEFAULT 0,
             expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        "CREATE TABLE refresh_tokens (
+            token_hash TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            rotated INTEGER NOT NULL DEFAULT 0,
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
         "CREATE TABLE login_failures (
             key TEXT PRIMARY KEY,

@@ -494,3 +494,90 @@ async fn duplicate_registration_race_has_one_winner_on_postgres() {
     assert_eq!(created, 1);
     database.drop_database().await;
 }
+
+// ---- sessions --------------------------------------------------------------
+
+use nexa_api::sessions::{self, Refresh};
+
+async fn refresh_rotation<D: Database>(db: &D) {
+    schema::migrate(db, hash).await.unwrap();
+    sessions::create(db, "s1", 1, "h1", 3600).await.unwrap();
+    assert_eq!(
+        sessions::rotate(db, "h1", "h2", 3600).await.unwrap(),
+        Refresh::Rotated {
+            session_id: "s1".into(),
+            user_id: 1
+        }
+    );
+    // The old token no longer works, and presenting it revokes the session:
+    // even the current token stops working.
+    assert_eq!(
+        sessions::rotate(db, "h1", "h3", 3600).await.unwrap(),
+        Refresh::Reused
+    );
+    assert_eq!(
+        sessions::rotate(db, "h2", "h4", 3600).await.unwrap(),
+        Refresh::Invalid
+    );
+    assert_eq!(
+        sessions::rotate(db, "never-issued", "h5", 3600)
+            .await
+            .unwrap(),
+        Refresh::Invalid
+    );
+
+    sessions::create(db, "s2", 1, "k1", 3600).await.unwrap();
+    assert!(sessions::revoke(db, "s2").await.unwrap());
+    assert_eq!(
+        sessions::rotate(db, "k1", "k2", 3600).await.unwrap(),
+        Refresh::Invalid
+    );
+
+    sessions::create(db, "s3", 1, "e1", -1).await.unwrap();
+    assert_eq!(
+        sessions::rotate(db, "e1", "e2", 3600).await.unwrap(),
+        Refresh::Invalid,
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_refresh_rotation() {
+    let dir = tempfile_dir();
+    refresh_rotation(&Sqlite::open(&dir.join("db.sqlite"))).await;
+}
+
+#[tokio::test]
+async fn postgres_refresh_rotation() {
+    let database = PgDatabase::create().await;
+    refresh_rotation(&database.connect().await).await;
+    database.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_of_one_token_have_one_winner_on_postgres() {
+    let database = PgDatabase::create().await;
+    let db = database.connect().await;
+    schema::migrate(&db, hash).await.unwrap();
+    sessions::create(&db, "race", 1, "t0", 3600).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let db = database.connect().await;
+        tasks.push(tokio::spawn(async move {
+            sessions::rotate(&db, "t0", &format!("t{}", i + 1), 3600).await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap().unwrap());
+    }
+    let winners = outcomes
+        .iter()
+        .filter(|o| matches!(o, Refresh::Rotated { .. }))
+        .count();
+    assert_eq!(winners, 1, "{outcomes:?}");
+    // The losers presented a rotated token: the session is revoked.
+    assert!(outcomes.contains(&Refresh::Reused));
+    drop(db);
+    database.drop_database().await;
+}

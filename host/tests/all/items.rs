@@ -76,7 +76,7 @@ impl Api {
             .unwrap();
         let session = format!("session-{username}");
         self.sql(&format!(
-            "INSERT INTO sessions (id, user_id, refresh_token_hash, expires_at) VALUES ('{session}', {id}, 'x', '2999-01-01T00:00:00Z')"
+            "INSERT INTO sessions (id, user_id, expires_at) VALUES ('{session}', {id}, '2999-01-01T00:00:00Z')"
         ));
         (id, token(id, username, role, &session, 600))
     }
@@ -206,7 +206,7 @@ async fn writes(api: &Api) {
     assert_eq!(api.send("GET", "/items", None, None).await.0, 200);
     let (admin_token, (alice, alice_token), (_, bob_token)) = {
         let admin = token(1, "admin", "admin", "session-admin", 600);
-        api.sql("INSERT INTO sessions (id, user_id, refresh_token_hash, expires_at) VALUES ('session-admin', 1, 'x', '2999-01-01T00:00:00Z')");
+        api.sql("INSERT INTO sessions (id, user_id, expires_at) VALUES ('session-admin', 1, '2999-01-01T00:00:00Z')");
         (admin, api.user("alice", "user"), api.user("bob", "user"))
     };
     let new =

@@ -1,0 +1,179 @@
+//! Sessions and their refresh tokens. Each refresh is one atomic statement
+//! (`UPDATE … WHERE NOT rotated RETURNING`), so of two concurrent refreshes
+//! with one token exactly one wins; a token that was already rotated,
+//! presented again, revokes its whole session. Logout revokes at once.
+
+use crate::db::{Database, DbError, Dialect, Value};
+
+fn p(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Postgres => format!("${n}"),
+        Dialect::Sqlite => format!("?{n}"),
+    }
+}
+
+/// `now + seconds` as the dialect's timestamp expression.
+fn expires_in(dialect: Dialect, param: usize) -> String {
+    match dialect {
+        Dialect::Postgres => format!("now() + make_interval(secs => {}::int8)", p(dialect, param)),
+        Dialect::Sqlite => format!(
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('%+d seconds', {}))",
+            p(dialect, param)
+        ),
+    }
+}
+
+fn now(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "now()",
+        Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    }
+}
+
+fn truth(dialect: Dialect, value: bool) -> &'static str {
+    match (dialect, value) {
+        (Dialect::Postgres, true) => "TRUE",
+        (Dialect::Postgres, false) => "FALSE",
+        (Dialect::Sqlite, true) => "1",
+        (Dialect::Sqlite, false) => "0",
+    }
+}
+
+/// Opens a session with its first refresh token (stored by hash only).
+pub async fn create<D: Database>(
+    db: &D,
+    session_id: &str,
+    user_id: i64,
+    refresh_hash: &str,
+    ttl_secs: i64,
+) -> Result<(), DbError> {
+    let d = db.dialect();
+    db.execute(
+        &format!(
+            "INSERT INTO sessions (id, user_id, expires_at) VALUES ({}, {}, {})",
+            p(d, 1),
+            p(d, 2),
+            expires_in(d, 3)
+        ),
+        &[
+            Value::from(session_id),
+            Value::Int(user_id),
+            Value::Int(ttl_secs),
+        ],
+    )
+    .await?;
+    db.execute(
+        &format!(
+            "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ({}, {})",
+            p(d, 1),
+            p(d, 2)
+        ),
+        &[Value::from(refresh_hash), Value::from(session_id)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// The token was current: it is now rotated, `new_hash` is current, the
+    /// session's expiry is extended.
+    Rotated { session_id: String, user_id: i64 },
+    /// The token had been rotated before: its session is now revoked.
+    Reused,
+    /// Unknown token, or its session is revoked or expired.
+    Invalid,
+}
+
+pub async fn rotate<D: Database>(
+    db: &D,
+    old_hash: &str,
+    new_hash: &str,
+    ttl_secs: i64,
+) -> Result<Refresh, DbError> {
+    let d = db.dialect();
+    let claimed = db
+        .query(
+            &format!(
+                "UPDATE refresh_tokens SET rotated = {} WHERE token_hash = {} AND rotated = {} RETURNING session_id",
+                truth(d, true),
+                p(d, 1),
+                truth(d, false)
+            ),
+            &[Value::from(old_hash)],
+        )
+        .await?;
+    let Some(session_id) = claimed
+        .into_iter()
+        .next()
+        .and_then(|row| row.into_iter().next())
+        .and_then(Value::into_text)
+    else {
+        // Not current: a rotated token is a replay; anything else is unknown.
+        let revoked = db
+            .query(
+                &format!(
+                    "UPDATE sessions SET revoked = {} WHERE id IN (SELECT session_id FROM refresh_tokens WHERE token_hash = {}) RETURNING id",
+                    truth(d, true),
+                    p(d, 1)
+                ),
+                &[Value::from(old_hash)],
+            )
+            .await?;
+        return Ok(if revoked.is_empty() {
+            Refresh::Invalid
+        } else {
+            Refresh::Reused
+        });
+    };
+    let live = db
+        .query(
+            &format!(
+                "UPDATE sessions SET expires_at = {} WHERE id = {} AND revoked = {} AND expires_at > {} RETURNING user_id",
+                expires_in(d, 2),
+                p(d, 1),
+                truth(d, false),
+                now(d)
+            ),
+            &[Value::from(session_id.as_str()), Value::Int(ttl_secs)],
+        )
+        .await?;
+    let Some(user_id) = live
+        .into_iter()
+        .next()
+        .and_then(|row| row.into_iter().next())
+        .and_then(|v| v.as_i64())
+    else {
+        return Ok(Refresh::Invalid);
+    };
+    db.execute(
+        &format!(
+            "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ({}, {})",
+            p(d, 1),
+            p(d, 2)
+        ),
+        &[Value::from(new_hash), Value::from(session_id.as_str())],
+    )
+    .await?;
+    Ok(Refresh::Rotated {
+        session_id,
+        user_id,
+    })
+}
+
+/// Ends a session at once (logout); its tokens stop working.
+pub async fn revoke<D: Database>(db: &D, session_id: &str) -> Result<bool, DbError> {
+    let d = db.dialect();
+    let changed = db
+        .execute(
+            &format!(
+                "UPDATE sessions SET revoked = {} WHERE id = {}",
+                truth(d, true),
+                p(d, 1)
+            ),
+            &[Value::from(session_id)],
+        )
+        .await?;
+    Ok(changed > 0)
+}
