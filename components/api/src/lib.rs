@@ -12,5 +12,6 @@ pub mod schema;
 pub mod sessions;
 #[cfg(target_arch = "wasm32")]
 pub mod spin_db;
+pub mod throttle;
 pub mod users;
 pub mod validation;

@@ -581,3 +581,94 @@ async fn concurrent_refreshes_of_one_token_have_one_winner_on_postgres() {
     drop(db);
     database.drop_database().await;
 }
+
+// ---- throttling --------------------------------------------------------------
+
+use nexa_api::throttle;
+
+async fn failed_logins_lock_out<D: Database>(db: &D) {
+    schema::migrate(db, hash).await.unwrap();
+    assert_eq!(
+        throttle::locked_for(db, "user:alice", 3, 300)
+            .await
+            .unwrap(),
+        None
+    );
+    for expected in 1..=3 {
+        assert_eq!(
+            throttle::record_failure(db, "user:alice", 300)
+                .await
+                .unwrap(),
+            expected
+        );
+    }
+    let left = throttle::locked_for(db, "user:alice", 3, 300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((295..=300).contains(&left), "an honest Retry-After: {left}");
+    assert_eq!(
+        throttle::locked_for(db, "user:bob", 3, 300).await.unwrap(),
+        None,
+        "per key"
+    );
+    throttle::clear(db, "user:alice").await.unwrap();
+    assert_eq!(
+        throttle::locked_for(db, "user:alice", 3, 300)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A window whose lockout has passed starts over.
+    for _ in 0..3 {
+        throttle::record_failure(db, "user:carol", 0).await.unwrap();
+    }
+    assert_eq!(
+        throttle::locked_for(db, "user:carol", 3, 0).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        throttle::record_failure(db, "user:carol", 0).await.unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sqlite_failed_logins_lock_out() {
+    let dir = tempfile_dir();
+    failed_logins_lock_out(&Sqlite::open(&dir.join("db.sqlite"))).await;
+}
+
+#[tokio::test]
+async fn postgres_failed_logins_lock_out() {
+    let database = PgDatabase::create().await;
+    failed_logins_lock_out(&database.connect().await).await;
+    database.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guessing_is_counted_exactly_on_postgres() {
+    let database = PgDatabase::create().await;
+    schema::migrate(&database.connect().await, hash)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let db = database.connect().await;
+        tasks.push(tokio::spawn(async move {
+            throttle::record_failure(&db, "addr:1.2.3.4", 300).await
+        }));
+    }
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap().unwrap());
+    }
+    counts.sort();
+    assert_eq!(
+        counts,
+        (1..=16).collect::<Vec<_>>(),
+        "every failure counted once"
+    );
+    database.drop_database().await;
+}
