@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod items;
 pub mod jwt;
+pub mod login;
 pub mod price;
 pub mod schema;
 pub mod sessions;

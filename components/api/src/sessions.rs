@@ -93,13 +93,17 @@ pub async fn rotate<D: Database>(
     ttl_secs: i64,
 ) -> Result<Refresh, DbError> {
     let d = db.dialect();
+    let (t, f, now) = (truth(d, true), truth(d, false), now(d));
+    // Claim the token, only while its session is live: one statement, so of
+    // concurrent refreshes exactly one succeeds, and a revocation racing it
+    // cannot void the winner half-way.
     let claimed = db
         .query(
             &format!(
-                "UPDATE refresh_tokens SET rotated = {} WHERE token_hash = {} AND rotated = {} RETURNING session_id",
-                truth(d, true),
-                p(d, 1),
-                truth(d, false)
+                "UPDATE refresh_tokens SET rotated = {t} WHERE token_hash = {h} AND rotated = {f} \
+                 AND session_id IN (SELECT id FROM sessions WHERE revoked = {f} AND expires_at > {now}) \
+                 RETURNING session_id",
+                h = p(d, 1)
             ),
             &[Value::from(old_hash)],
         )
@@ -110,13 +114,14 @@ pub async fn rotate<D: Database>(
         .and_then(|row| row.into_iter().next())
         .and_then(Value::into_text)
     else {
-        // Not current: a rotated token is a replay; anything else is unknown.
+        // Not claimed: a rotated token presented again is a replay and ends
+        // its session; an unknown token, or one of a dead session, is invalid.
         let revoked = db
             .query(
                 &format!(
-                    "UPDATE sessions SET revoked = {} WHERE id IN (SELECT session_id FROM refresh_tokens WHERE token_hash = {}) RETURNING id",
-                    truth(d, true),
-                    p(d, 1)
+                    "UPDATE sessions SET revoked = {t} WHERE revoked = {f} AND id IN \
+                     (SELECT session_id FROM refresh_tokens WHERE token_hash = {h} AND rotated = {t}) RETURNING id",
+                    h = p(d, 1)
                 ),
                 &[Value::from(old_hash)],
             )
@@ -127,19 +132,17 @@ pub async fn rotate<D: Database>(
             Refresh::Reused
         });
     };
-    let live = db
+    let extended = db
         .query(
             &format!(
-                "UPDATE sessions SET expires_at = {} WHERE id = {} AND revoked = {} AND expires_at > {} RETURNING user_id",
+                "UPDATE sessions SET expires_at = {} WHERE id = {} RETURNING user_id",
                 expires_in(d, 2),
-                p(d, 1),
-                truth(d, false),
-                now(d)
+                p(d, 1)
             ),
             &[Value::from(session_id.as_str()), Value::Int(ttl_secs)],
         )
         .await?;
-    let Some(user_id) = live
+    let Some(user_id) = extended
         .into_iter()
         .next()
         .and_then(|row| row.into_iter().next())

@@ -672,3 +672,101 @@ async fn parallel_guessing_is_counted_exactly_on_postgres() {
     );
     database.drop_database().await;
 }
+
+// ---- logging in ----------------------------------------------------------------
+
+use nexa_api::error::ApiError;
+use nexa_api::login::{self, LoginPolicy, PasswordCheck};
+
+/// Counts verifications; "password" matches the hash "hash:password".
+struct Counting(std::cell::Cell<usize>);
+
+impl PasswordCheck for Counting {
+    fn verify(&self, password: &str, hash: &str) -> bool {
+        self.0.set(self.0.get() + 1);
+        hash == format!("hash:{password}")
+    }
+
+    fn dummy_hash(&self) -> &str {
+        "dummy"
+    }
+}
+
+#[tokio::test]
+async fn logins_cost_one_verification_and_lock_out() {
+    let dir = tempfile_dir();
+    let db = Sqlite::open(&dir.join("db.sqlite"));
+    schema::migrate(&db, hash).await.unwrap();
+    users::create(
+        &db,
+        &registration("dora@example.com", "dora"),
+        "hash:right password",
+    )
+    .await
+    .unwrap();
+    let passwords = Counting(std::cell::Cell::new(0));
+    let policy = LoginPolicy {
+        max_failures: 3,
+        lockout_secs: 300,
+    };
+
+    let user = login::check(
+        &db,
+        &passwords,
+        policy,
+        "dora",
+        "right password",
+        "10.0.0.1:5000",
+    )
+    .await
+    .unwrap();
+    assert_eq!(user.username, "dora");
+    assert_eq!(passwords.0.get(), 1);
+
+    // Unknown usernames cost the same one verification.
+    let error = login::check(&db, &passwords, policy, "ghost", "x", "10.0.0.2:1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        ApiError::Unauthorized("Incorrect username or password")
+    );
+    assert_eq!(passwords.0.get(), 2);
+
+    // Wrong passwords lock the username out after three failures, from any address.
+    for port in 0..3 {
+        let addr = format!("10.0.1.{port}:1");
+        let error = login::check(&db, &passwords, policy, "dora", "wrong", &addr)
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), 401);
+    }
+    let error = login::check(
+        &db,
+        &passwords,
+        policy,
+        "dora",
+        "right password",
+        "10.0.9.9:1",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, ApiError::TooManyRequests { retry_after_secs } if (295..=300).contains(&retry_after_secs))
+    );
+    assert_eq!(passwords.0.get(), 5, "a locked-out login verifies nothing");
+
+    // A login never writes to users.
+    let before = db
+        .query("SELECT updated_at FROM users WHERE username = 'dora'", &[])
+        .await
+        .unwrap();
+    login::check(&db, &passwords, policy, "admin", "wrong", "10.0.2.1:1")
+        .await
+        .unwrap_err();
+    let after = db
+        .query("SELECT updated_at FROM users WHERE username = 'dora'", &[])
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+}
