@@ -12,6 +12,34 @@ pub enum Dialect {
     Sqlite,
 }
 
+impl Dialect {
+    /// The `n`th (1-based) parameter placeholder: `$n` or `?n`.
+    pub fn param(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+
+    /// A boolean literal.
+    pub fn truth(self, value: bool) -> &'static str {
+        match (self, value) {
+            (Dialect::Postgres, true) => "TRUE",
+            (Dialect::Postgres, false) => "FALSE",
+            (Dialect::Sqlite, true) => "1",
+            (Dialect::Sqlite, false) => "0",
+        }
+    }
+
+    /// The current time, as the schema stores timestamps.
+    pub fn now(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "now()",
+            Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        }
+    }
+}
+
 /// A parameter or a column value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

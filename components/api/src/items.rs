@@ -123,14 +123,6 @@ fn items(dialect: Dialect, rows: Vec<Vec<Value>>) -> Result<Vec<Item>, DbError> 
     rows.into_iter().map(|row| item(dialect, row)).collect()
 }
 
-/// `$n` or `?n`.
-fn placeholder(dialect: Dialect, n: usize) -> String {
-    match dialect {
-        Dialect::Postgres => format!("${n}"),
-        Dialect::Sqlite => format!("?{n}"),
-    }
-}
-
 /// A page of items ordered by id, optionally of one owner.
 pub async fn list<D: Database>(
     db: &D,
@@ -144,9 +136,9 @@ pub async fn list<D: Database>(
             format!(
                 "SELECT {} FROM items WHERE owner_id = {} ORDER BY id LIMIT {} OFFSET {}",
                 columns(d),
-                placeholder(d, 1),
-                placeholder(d, 2),
-                placeholder(d, 3)
+                d.param(1),
+                d.param(2),
+                d.param(3)
             ),
             vec![Value::Int(owner), Value::Int(limit), Value::Int(skip)],
         ),
@@ -154,8 +146,8 @@ pub async fn list<D: Database>(
             format!(
                 "SELECT {} FROM items ORDER BY id LIMIT {} OFFSET {}",
                 columns(d),
-                placeholder(d, 1),
-                placeholder(d, 2)
+                d.param(1),
+                d.param(2)
             ),
             vec![Value::Int(limit), Value::Int(skip)],
         ),
@@ -165,11 +157,7 @@ pub async fn list<D: Database>(
 
 pub async fn get<D: Database>(db: &D, id: i64) -> Result<Option<Item>, DbError> {
     let d = db.dialect();
-    let sql = format!(
-        "SELECT {} FROM items WHERE id = {}",
-        columns(d),
-        placeholder(d, 1)
-    );
+    let sql = format!("SELECT {} FROM items WHERE id = {}", columns(d), d.param(1));
     Ok(items(d, db.query(&sql, &[Value::Int(id)]).await?)?
         .into_iter()
         .next())
@@ -178,16 +166,16 @@ pub async fn get<D: Database>(db: &D, id: i64) -> Result<Option<Item>, DbError> 
 pub async fn create<D: Database>(db: &D, new: NewItem) -> Result<Item, DbError> {
     let d = db.dialect();
     let (price_column, price_value) = match d {
-        Dialect::Postgres => ("price", format!("{}::text::numeric", placeholder(d, 3))),
-        Dialect::Sqlite => ("price_cents", placeholder(d, 3)),
+        Dialect::Postgres => ("price", format!("{}::text::numeric", d.param(3))),
+        Dialect::Sqlite => ("price_cents", d.param(3)),
     };
     let sql = format!(
         "INSERT INTO items (name, description, {price_column}, is_available, owner_id) \
          VALUES ({}, {}, {price_value}, {}, {}) RETURNING {}",
-        placeholder(d, 1),
-        placeholder(d, 2),
-        placeholder(d, 4),
-        placeholder(d, 5),
+        d.param(1),
+        d.param(2),
+        d.param(4),
+        d.param(5),
         columns(d)
     );
     let params = [
@@ -214,7 +202,7 @@ pub async fn update<D: Database>(
     let mut params = vec![Value::Int(id)];
     let mut set = |column: &str, value: Value, cast: &str| {
         params.push(value);
-        sets.push(format!("{column} = {}{cast}", placeholder(d, params.len())));
+        sets.push(format!("{column} = {}{cast}", d.param(params.len())));
     };
     if let Some(name) = &changes.name {
         set("name", Value::Text(name.clone()), "");
@@ -234,14 +222,11 @@ pub async fn update<D: Database>(
     if let Some(owner) = changes.owner_id {
         set("owner_id", Value::Int(owner), "");
     }
-    sets.push(match d {
-        Dialect::Postgres => "updated_at = now()".to_string(),
-        Dialect::Sqlite => "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')".to_string(),
-    });
+    sets.push(format!("updated_at = {}", d.now()));
     let sql = format!(
         "UPDATE items SET {} WHERE id = {} RETURNING {}",
         sets.join(", "),
-        placeholder(d, 1),
+        d.param(1),
         columns(d)
     );
     Ok(items(d, db.query(&sql, &params).await?)?.into_iter().next())
@@ -250,6 +235,6 @@ pub async fn update<D: Database>(
 /// Whether an item was deleted.
 pub async fn delete<D: Database>(db: &D, id: i64) -> Result<bool, DbError> {
     let d = db.dialect();
-    let sql = format!("DELETE FROM items WHERE id = {}", placeholder(d, 1));
+    let sql = format!("DELETE FROM items WHERE id = {}", d.param(1));
     Ok(db.execute(&sql, &[Value::Int(id)]).await? > 0)
 }

@@ -5,37 +5,17 @@
 
 use crate::db::{Database, DbError, Dialect, Value};
 
-fn p(dialect: Dialect, n: usize) -> String {
-    match dialect {
-        Dialect::Postgres => format!("${n}"),
-        Dialect::Sqlite => format!("?{n}"),
-    }
-}
-
 /// `now + seconds` as the dialect's timestamp expression.
 fn expires_in(dialect: Dialect, param: usize) -> String {
     match dialect {
-        Dialect::Postgres => format!("now() + make_interval(secs => {}::int8)", p(dialect, param)),
+        Dialect::Postgres => format!(
+            "now() + make_interval(secs => {}::int8)",
+            dialect.param(param)
+        ),
         Dialect::Sqlite => format!(
             "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('%+d seconds', {}))",
-            p(dialect, param)
+            dialect.param(param)
         ),
-    }
-}
-
-fn now(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Postgres => "now()",
-        Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-    }
-}
-
-fn truth(dialect: Dialect, value: bool) -> &'static str {
-    match (dialect, value) {
-        (Dialect::Postgres, true) => "TRUE",
-        (Dialect::Postgres, false) => "FALSE",
-        (Dialect::Sqlite, true) => "1",
-        (Dialect::Sqlite, false) => "0",
     }
 }
 
@@ -51,8 +31,8 @@ pub async fn create<D: Database>(
     db.execute(
         &format!(
             "INSERT INTO sessions (id, user_id, expires_at) VALUES ({}, {}, {})",
-            p(d, 1),
-            p(d, 2),
+            d.param(1),
+            d.param(2),
             expires_in(d, 3)
         ),
         &[
@@ -65,8 +45,8 @@ pub async fn create<D: Database>(
     db.execute(
         &format!(
             "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ({}, {})",
-            p(d, 1),
-            p(d, 2)
+            d.param(1),
+            d.param(2)
         ),
         &[Value::from(refresh_hash), Value::from(session_id)],
     )
@@ -93,7 +73,7 @@ pub async fn rotate<D: Database>(
     ttl_secs: i64,
 ) -> Result<Refresh, DbError> {
     let d = db.dialect();
-    let (t, f, now) = (truth(d, true), truth(d, false), now(d));
+    let (t, f, now) = (d.truth(true), d.truth(false), d.now());
     // Claim the token, only while its session is live: one statement, so of
     // concurrent refreshes exactly one succeeds, and a revocation racing it
     // cannot void the winner half-way.
@@ -103,7 +83,7 @@ pub async fn rotate<D: Database>(
                 "UPDATE refresh_tokens SET rotated = {t} WHERE token_hash = {h} AND rotated = {f} \
                  AND session_id IN (SELECT id FROM sessions WHERE revoked = {f} AND expires_at > {now}) \
                  RETURNING session_id",
-                h = p(d, 1)
+                h = d.param(1)
             ),
             &[Value::from(old_hash)],
         )
@@ -121,7 +101,7 @@ pub async fn rotate<D: Database>(
                 &format!(
                     "UPDATE sessions SET revoked = {t} WHERE revoked = {f} AND id IN \
                      (SELECT session_id FROM refresh_tokens WHERE token_hash = {h} AND rotated = {t}) RETURNING id",
-                    h = p(d, 1)
+                    h = d.param(1)
                 ),
                 &[Value::from(old_hash)],
             )
@@ -137,7 +117,7 @@ pub async fn rotate<D: Database>(
             &format!(
                 "UPDATE sessions SET expires_at = {} WHERE id = {} RETURNING user_id",
                 expires_in(d, 2),
-                p(d, 1)
+                d.param(1)
             ),
             &[Value::from(session_id.as_str()), Value::Int(ttl_secs)],
         )
@@ -153,8 +133,8 @@ pub async fn rotate<D: Database>(
     db.execute(
         &format!(
             "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ({}, {})",
-            p(d, 1),
-            p(d, 2)
+            d.param(1),
+            d.param(2)
         ),
         &[Value::from(new_hash), Value::from(session_id.as_str())],
     )
@@ -172,8 +152,8 @@ pub async fn revoke<D: Database>(db: &D, session_id: &str) -> Result<bool, DbErr
         .execute(
             &format!(
                 "UPDATE sessions SET revoked = {} WHERE id = {}",
-                truth(d, true),
-                p(d, 1)
+                d.truth(true),
+                d.param(1)
             ),
             &[Value::from(session_id)],
         )

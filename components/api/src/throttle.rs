@@ -5,24 +5,17 @@
 
 use crate::db::{Database, DbError, Dialect, Value};
 
-fn p(dialect: Dialect, n: usize) -> String {
-    match dialect {
-        Dialect::Postgres => format!("${n}"),
-        Dialect::Sqlite => format!("?{n}"),
-    }
-}
-
 /// Seconds until the window that started at `window_started_at` has lasted
 /// `$n` seconds (0 when it has), in the dialect's SQL.
 fn seconds_left(dialect: Dialect, n: usize) -> String {
     match dialect {
         Dialect::Postgres => format!(
             "GREATEST(0, CEIL(EXTRACT(EPOCH FROM (window_started_at + make_interval(secs => {}::int8) - now()))))::int8",
-            p(dialect, n)
+            dialect.param(n)
         ),
         Dialect::Sqlite => format!(
             "MAX(0, CAST(((julianday(window_started_at) - julianday('now')) * 86400 + {} + 0.999) AS INTEGER))",
-            p(dialect, n)
+            dialect.param(n)
         ),
     }
 }
@@ -39,7 +32,7 @@ pub async fn locked_for<D: Database>(
     let sql = format!(
         "SELECT failures, {} FROM login_failures WHERE key = {}",
         seconds_left(d, 2),
-        p(d, 1)
+        d.param(1)
     );
     let rows = db
         .query(&sql, &[Value::from(key), Value::Int(lockout_secs)])
@@ -59,10 +52,7 @@ pub async fn record_failure<D: Database>(
     lockout_secs: i64,
 ) -> Result<i64, DbError> {
     let d = db.dialect();
-    let now = match d {
-        Dialect::Postgres => "now()",
-        Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-    };
+    let now = d.now();
     let expired = format!(
         "{} = 0",
         seconds_left(d, 2).replace("window_started_at", "login_failures.window_started_at")
@@ -73,7 +63,7 @@ pub async fn record_failure<D: Database>(
          failures = CASE WHEN {expired} THEN 1 ELSE login_failures.failures + 1 END, \
          window_started_at = CASE WHEN {expired} THEN {now} ELSE login_failures.window_started_at END \
          RETURNING failures",
-        key = p(d, 1),
+        key = d.param(1),
     );
     db.query(&sql, &[Value::from(key), Value::Int(lockout_secs)])
         .await?
@@ -88,7 +78,7 @@ pub async fn record_failure<D: Database>(
 pub async fn clear<D: Database>(db: &D, key: &str) -> Result<(), DbError> {
     let d = db.dialect();
     db.execute(
-        &format!("DELETE FROM login_failures WHERE key = {}", p(d, 1)),
+        &format!("DELETE FROM login_failures WHERE key = {}", d.param(1)),
         &[Value::from(key)],
     )
     .await

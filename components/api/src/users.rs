@@ -167,13 +167,6 @@ fn columns(dialect: Dialect) -> &'static str {
     }
 }
 
-fn p(dialect: Dialect, n: usize) -> String {
-    match dialect {
-        Dialect::Postgres => format!("${n}"),
-        Dialect::Sqlite => format!("?{n}"),
-    }
-}
-
 fn user(row: Vec<Value>) -> Result<User, DbError> {
     let bad = || DbError::Other(format!("unexpected user row: {row:?}"));
     let mut values = row.clone().into_iter();
@@ -206,10 +199,10 @@ pub async fn create<D: Database>(
     let d = db.dialect();
     let sql = format!(
         "INSERT INTO users (email, username, hashed_password, role) VALUES ({}, {}, {}, {}) RETURNING {}",
-        p(d, 1),
-        p(d, 2),
-        p(d, 3),
-        p(d, 4),
+        d.param(1),
+        d.param(2),
+        d.param(3),
+        d.param(4),
         columns(d)
     );
     let params = [
@@ -236,7 +229,7 @@ pub async fn create<D: Database>(
 
 pub async fn get<D: Database>(db: &D, id: i64) -> Result<Option<User>, DbError> {
     let d = db.dialect();
-    let sql = format!("SELECT {} FROM users WHERE id = {}", columns(d), p(d, 1));
+    let sql = format!("SELECT {} FROM users WHERE id = {}", columns(d), d.param(1));
     db.query(&sql, &[Value::Int(id)])
         .await?
         .into_iter()
@@ -254,7 +247,7 @@ pub async fn by_username<D: Database>(
     let sql = format!(
         "SELECT {}, hashed_password FROM users WHERE username = {}",
         columns(d),
-        p(d, 1)
+        d.param(1)
     );
     let Some(mut row) = db
         .query(&sql, &[Value::from(username)])
@@ -273,8 +266,8 @@ pub async fn list<D: Database>(db: &D, skip: i64, limit: i64) -> Result<Vec<User
     let sql = format!(
         "SELECT {} FROM users ORDER BY id LIMIT {} OFFSET {}",
         columns(d),
-        p(d, 1),
-        p(d, 2)
+        d.param(1),
+        d.param(2)
     );
     db.query(&sql, &[Value::Int(limit), Value::Int(skip)])
         .await?
