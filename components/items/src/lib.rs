@@ -1,23 +1,16 @@
 //! `/items` and `/items/{id}`: public reads, owner-or-admin writes.
 #![cfg(target_arch = "wasm32")]
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use nexa_api::auth::{self, Principal};
 use nexa_api::db::DbError;
 use nexa_api::error::ApiError;
 use nexa_api::items::{self, NewItem};
-use nexa_api::jwt::TokenKeys;
-use nexa_api::schema;
-use nexa_api::spin_db::SpinDatabase;
+use nexa_api::spin_db::{SpinDatabase, open_migrated as open, token_keys as keys};
 use nexa_api::validation::{self, Completeness};
 use serde_json::Value as Json;
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{Method, Request, Response, StatusCode};
-use spin_sdk::{http_service, variables};
-
-/// Set once this instance has brought the schema up to date.
-static MIGRATED: AtomicBool = AtomicBool::new(false);
+use spin_sdk::http_service;
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
@@ -209,43 +202,4 @@ async fn write(
             Ok(json_text(200, item.to_json()))
         }
     }
-}
-
-async fn variable(name: &str) -> Result<String, ApiError> {
-    variables::get(name).await.map_err(|e| {
-        eprintln!("items: variable {name}: {e:?}");
-        ApiError::Internal
-    })
-}
-
-async fn keys() -> Result<TokenKeys, ApiError> {
-    let secret = variable("jwt_secret").await?;
-    let issuer = variable("jwt_issuer").await?;
-    let audience = variable("jwt_audience").await?;
-    TokenKeys::new(&secret, &issuer, &audience).map_err(|e| {
-        eprintln!("items: {e}");
-        ApiError::Internal
-    })
-}
-
-/// The database, with the schema brought up to date on this instance's first use.
-async fn open() -> Result<SpinDatabase, ApiError> {
-    let db = SpinDatabase::open(&variable("database_url").await?)
-        .await
-        .map_err(auth::db_failure)?;
-    if !MIGRATED.load(Ordering::Acquire) {
-        let password = variable("admin_password").await?;
-        let cost = variable("bcrypt_cost").await?.parse().unwrap_or(12);
-        schema::migrate(&db, || {
-            bcrypt::hash(&password, cost)
-                .map_err(|e| DbError::Other(format!("hashing the admin password: {e}")))
-        })
-        .await
-        .map_err(|e| {
-            eprintln!("items: migrating: {e}");
-            auth::db_failure(e)
-        })?;
-        MIGRATED.store(true, Ordering::Release);
-    }
-    Ok(db)
 }

@@ -6,6 +6,7 @@ mod services;
 mod support;
 
 mod artifact_cache;
+mod auth;
 mod build;
 mod capabilities;
 mod config_errors;

@@ -15,7 +15,14 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The components the tests use, built once per test run.
-const COMPONENTS: &[&str] = &["health", "fallback", "items", "fixture", "fixture-sockets"];
+const COMPONENTS: &[&str] = &[
+    "health",
+    "fallback",
+    "auth",
+    "items",
+    "fixture",
+    "fixture-sockets",
+];
 
 /// Builds the test components (once) and returns the path of one `.wasm`.
 pub fn component(name: &str) -> PathBuf {

@@ -1,0 +1,330 @@
+//! `/auth/token`, `/auth/refresh`, `/auth/logout`: bearer tokens for the API.
+//! An access token is a short-lived JWT; a refresh token is a random secret
+//! (stored by hash) that is rotated on every use and also set as an
+//! `HttpOnly` cookie scoped to `/auth`.
+#![cfg(target_arch = "wasm32")]
+
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use nexa_api::auth::{self, db_failure};
+use nexa_api::error::{ApiError, FieldError};
+use nexa_api::jwt::Claims;
+use nexa_api::login::{self, Bcrypt, LoginPolicy};
+use nexa_api::sessions::{self, Refresh};
+use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
+use nexa_api::users::{self, User};
+use nexa_api::validation::{Field, json_object};
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{Method, Request, Response, StatusCode};
+use spin_sdk::http_service;
+
+/// bcrypt with this instance's dummy hash, made once.
+static PASSWORDS: OnceLock<Bcrypt> = OnceLock::new();
+
+#[http_service]
+async fn handle(request: Request) -> Response<String> {
+    match route(request).await {
+        Ok(response) => response,
+        Err(error) => {
+            let mut response = json(error.status(), &error.body());
+            for (name, value) in error.headers() {
+                if let Ok(value) = value.parse() {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
+    }
+}
+
+fn json(status: u16, body: &Json) -> Response<String> {
+    let mut response = Response::new(body.to_string());
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        "content-type",
+        "application/json".parse().expect("static header"),
+    );
+    response
+}
+
+fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn route(request: Request) -> Result<Response<String>, ApiError> {
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    if !matches!(
+        path.as_str(),
+        "/auth/token" | "/auth/refresh" | "/auth/logout"
+    ) {
+        return Err(ApiError::NotFound("Not Found"));
+    }
+    if request.method() != Method::POST {
+        return Err(ApiError::MethodNotAllowed(vec!["POST"]));
+    }
+    let content_type = header(&request, "content-type").unwrap_or_default();
+    let authorization = header(&request, "authorization");
+    let cookie = header(&request, "cookie");
+    let client_addr = header(&request, "spin-client-addr").unwrap_or_default();
+    let secure = header(&request, "spin-full-url").is_some_and(|url| url.starts_with("https://"));
+    let body = request
+        .into_body()
+        .bytes()
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .to_vec();
+
+    let db = open_migrated().await?;
+    match path.as_str() {
+        "/auth/token" => {
+            let (username, password) = credentials(&content_type, body).await?;
+            token(&db, &username, &password, &client_addr, secure).await
+        }
+        "/auth/refresh" => {
+            let presented = refresh_token(&body, cookie.as_deref())?;
+            refresh(&db, &presented, secure).await
+        }
+        _ => {
+            let caller =
+                auth::authenticate(&db, &token_keys().await?, authorization.as_deref()).await?;
+            sessions::revoke(&db, &caller.session)
+                .await
+                .map_err(db_failure)?;
+            let mut response = Response::new(String::new());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            set_cookie(&mut response, "", 0, secure);
+            Ok(response)
+        }
+    }
+}
+
+/// Username and password from a form, a multipart form or JSON.
+async fn credentials(content_type: &str, body: Vec<u8>) -> Result<(String, String), ApiError> {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let mut username = None;
+    let mut password = None;
+    match media.as_str() {
+        "application/x-www-form-urlencoded" => {
+            for (key, value) in form_urlencoded::parse(&body) {
+                match key.as_ref() {
+                    "username" => username = Some(value.into_owned()),
+                    "password" => password = Some(value.into_owned()),
+                    _ => {}
+                }
+            }
+        }
+        "multipart/form-data" => {
+            let boundary = multer::parse_boundary(content_type)
+                .map_err(|_| invalid_body("multipart boundary missing"))?;
+            let stream = futures::stream::once(async move {
+                Ok::<_, std::io::Error>(multer::bytes::Bytes::from(body))
+            });
+            let mut multipart = multer::Multipart::new(stream, boundary);
+            while let Some(field) = multipart
+                .next_field()
+                .await
+                .map_err(|e| invalid_body(&e.to_string()))?
+            {
+                let name = field.name().unwrap_or_default().to_string();
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| invalid_body(&e.to_string()))?;
+                match name.as_str() {
+                    "username" => username = Some(text),
+                    "password" => password = Some(text),
+                    _ => {}
+                }
+            }
+        }
+        "application/json" => {
+            let fields = json_object(&body)?;
+            let text = |name: &str| match fields.get(name) {
+                Some(Field::Other(Json::String(s))) => Some(s.clone()),
+                _ => None,
+            };
+            username = text("username");
+            password = text("password");
+        }
+        _ => return Err(ApiError::UnsupportedMediaType),
+    }
+    let mut errors = Vec::new();
+    for (name, value) in [("username", &username), ("password", &password)] {
+        if value.as_deref().is_none_or(str::is_empty) {
+            errors.push(FieldError::new(
+                "missing",
+                &["body", name],
+                "Field required",
+                None,
+            ));
+        }
+    }
+    match (username, password) {
+        (Some(u), Some(p)) if errors.is_empty() => Ok((u, p)),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+fn invalid_body(message: &str) -> ApiError {
+    ApiError::Validation(vec![FieldError::new(
+        "value_error",
+        &["body"],
+        message,
+        None,
+    )])
+}
+
+/// The refresh token from a JSON body, else from the cookie.
+fn refresh_token(body: &[u8], cookie: Option<&str>) -> Result<String, ApiError> {
+    let invalid = ApiError::Unauthorized("Invalid refresh token");
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let fields = json_object(body)?;
+        if let Some(Field::Other(Json::String(token))) = fields.get("refresh_token") {
+            return Ok(token.clone());
+        }
+    }
+    cookie
+        .into_iter()
+        .flat_map(|c| c.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == "refresh_token")
+        .map(|(_, value)| value.to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or(invalid)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn random_secret() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|_| ApiError::Internal)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn set_cookie(response: &mut Response<String>, token: &str, max_age: i64, secure: bool) {
+    let mut cookie =
+        format!("refresh_token={token}; HttpOnly; SameSite=Strict; Path=/auth; Max-Age={max_age}");
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    if let Ok(value) = cookie.parse() {
+        response.headers_mut().insert("set-cookie", value);
+    }
+}
+
+/// The token response for a user's session, with a fresh refresh token.
+async fn tokens(
+    user: &User,
+    session: &str,
+    refresh: &str,
+    secure: bool,
+) -> Result<Response<String>, ApiError> {
+    let access_ttl = number("access_token_ttl_seconds").await?;
+    let refresh_ttl = number("refresh_token_ttl_seconds").await?;
+    let keys = token_keys().await?;
+    let issued_at = now();
+    let access = keys
+        .issue(&Claims {
+            sub: user.id.to_string(),
+            username: user.username.clone(),
+            role: user.role.clone(),
+            iat: issued_at,
+            exp: issued_at + access_ttl as u64,
+            jti: session.to_string(),
+            iss: variable("jwt_issuer").await?,
+            aud: variable("jwt_audience").await?,
+        })
+        .map_err(|_| ApiError::Internal)?;
+    let mut response = json(
+        200,
+        &json!({ "access_token": access, "token_type": "bearer", "expires_in": access_ttl, "refresh_token": refresh }),
+    );
+    response
+        .headers_mut()
+        .insert("cache-control", "no-store".parse().expect("static header"));
+    set_cookie(&mut response, refresh, refresh_ttl, secure);
+    Ok(response)
+}
+
+async fn token(
+    db: &SpinDatabase,
+    username: &str,
+    password: &str,
+    client_addr: &str,
+    secure: bool,
+) -> Result<Response<String>, ApiError> {
+    let policy = LoginPolicy {
+        max_failures: number("login_max_failures").await?,
+        lockout_secs: number("login_lockout_seconds").await?,
+    };
+    let passwords = match PASSWORDS.get() {
+        Some(passwords) => passwords,
+        None => {
+            let cost = number("bcrypt_cost").await? as u32;
+            let made = Bcrypt::new(cost).map_err(|_| ApiError::Internal)?;
+            PASSWORDS.get_or_init(|| made)
+        }
+    };
+    let user = login::check(db, passwords, policy, username, password, client_addr).await?;
+    let session = uuid::Uuid::new_v4().simple().to_string();
+    let refresh = random_secret()?;
+    let refresh_ttl = number("refresh_token_ttl_seconds").await?;
+    sessions::create(db, &session, user.id, &digest(&refresh), refresh_ttl)
+        .await
+        .map_err(db_failure)?;
+    tokens(&user, &session, &refresh, secure).await
+}
+
+async fn refresh(
+    db: &SpinDatabase,
+    presented: &str,
+    secure: bool,
+) -> Result<Response<String>, ApiError> {
+    let invalid = ApiError::Unauthorized("Invalid refresh token");
+    let next = random_secret()?;
+    let refresh_ttl = number("refresh_token_ttl_seconds").await?;
+    match sessions::rotate(db, &digest(presented), &digest(&next), refresh_ttl)
+        .await
+        .map_err(db_failure)?
+    {
+        Refresh::Rotated {
+            session_id,
+            user_id,
+        } => {
+            let user = users::get(db, user_id).await.map_err(db_failure)?;
+            match user {
+                Some(user) if user.is_active => tokens(&user, &session_id, &next, secure).await,
+                _ => {
+                    sessions::revoke(db, &session_id)
+                        .await
+                        .map_err(db_failure)?;
+                    Err(invalid)
+                }
+            }
+        }
+        Refresh::Reused | Refresh::Invalid => Err(invalid),
+    }
+}
