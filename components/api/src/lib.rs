@@ -13,6 +13,8 @@ pub mod schema;
 pub mod sessions;
 #[cfg(target_arch = "wasm32")]
 pub mod spin_db;
+#[cfg(target_arch = "wasm32")]
+pub mod spin_http;
 pub mod throttle;
 pub mod users;
 pub mod validation;

@@ -14,12 +14,13 @@ use nexa_api::jwt::Claims;
 use nexa_api::login::{self, Bcrypt, LoginPolicy};
 use nexa_api::sessions::{self, Refresh};
 use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
+use nexa_api::spin_http::{error_response, header, json, no_content};
 use nexa_api::users::{self, User};
 use nexa_api::validation::{Field, json_object};
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::http::{Method, Request, Response, StatusCode};
+use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_service;
 
 /// bcrypt with this instance's dummy hash, made once.
@@ -29,35 +30,8 @@ static PASSWORDS: OnceLock<Bcrypt> = OnceLock::new();
 async fn handle(request: Request) -> Response<String> {
     match route(request).await {
         Ok(response) => response,
-        Err(error) => {
-            let mut response = json(error.status(), &error.body());
-            for (name, value) in error.headers() {
-                if let Ok(value) = value.parse() {
-                    response.headers_mut().insert(name, value);
-                }
-            }
-            response
-        }
+        Err(error) => error_response(&error),
     }
-}
-
-fn json(status: u16, body: &Json) -> Response<String> {
-    let mut response = Response::new(body.to_string());
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        "content-type",
-        "application/json".parse().expect("static header"),
-    );
-    response
-}
-
-fn header(request: &Request, name: &str) -> Option<String> {
-    request
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
 }
 
 async fn route(request: Request) -> Result<Response<String>, ApiError> {
@@ -99,8 +73,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
             sessions::revoke(&db, &caller.session)
                 .await
                 .map_err(db_failure)?;
-            let mut response = Response::new(String::new());
-            *response.status_mut() = StatusCode::NO_CONTENT;
+            let mut response = no_content();
             set_cookie(&mut response, "", 0, secure);
             Ok(response)
         }

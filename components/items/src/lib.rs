@@ -6,10 +6,10 @@ use nexa_api::db::DbError;
 use nexa_api::error::ApiError;
 use nexa_api::items::{self, NewItem};
 use nexa_api::spin_db::{SpinDatabase, open_migrated as open, token_keys as keys};
+use nexa_api::spin_http::{error_response, is_json as json_content, json_text, no_content};
 use nexa_api::validation::{self, Completeness};
-use serde_json::Value as Json;
 use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::http::{Method, Request, Response, StatusCode};
+use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_service;
 
 #[http_service]
@@ -18,31 +18,6 @@ async fn handle(request: Request) -> Response<String> {
         Ok(response) => response,
         Err(error) => error_response(&error),
     }
-}
-
-fn error_response(error: &ApiError) -> Response<String> {
-    let mut response = json(error.status(), &error.body());
-    for (name, value) in error.headers() {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
-}
-
-fn json(status: u16, body: &Json) -> Response<String> {
-    json_text(status, body.to_string())
-}
-
-fn json_text(status: u16, body: String) -> Response<String> {
-    let mut response = Response::new(body);
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        "content-type",
-        "application/json".parse().expect("static header"),
-    );
-    response
 }
 
 enum Target {
@@ -76,17 +51,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let query = request.uri().query().unwrap_or_default().to_string();
-    let is_json = request
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        });
+    let is_json = json_content(&request);
     let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
         request
             .into_body()
@@ -114,7 +79,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
         }
         (target, method) => {
             let caller = auth::authenticate(&db, &keys().await?, authorization.as_deref()).await?;
-            if method != Method::DELETE && is_json != Some(true) {
+            if method != Method::DELETE && !is_json {
                 return Err(ApiError::UnsupportedMediaType);
             }
             write(&db, &caller, target, method, &body).await
@@ -178,9 +143,7 @@ async fn write(
             }
             if method == Method::DELETE {
                 items::delete(db, id).await.map_err(auth::db_failure)?;
-                let mut response = Response::new(String::new());
-                *response.status_mut() = StatusCode::NO_CONTENT;
-                return Ok(response);
+                return Ok(no_content());
             }
             let completeness = if method == Method::PUT {
                 Completeness::Full

@@ -16,3 +16,4 @@ mod items;
 mod outbound_http;
 mod postgres;
 mod redis;
+mod users;

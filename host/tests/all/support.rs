@@ -20,6 +20,7 @@ const COMPONENTS: &[&str] = &[
     "fallback",
     "auth",
     "items",
+    "users",
     "fixture",
     "fixture-sockets",
 ];

@@ -1,0 +1,130 @@
+//! `/users`, `/users/me`, `/users/{id}`: registration (open, or admin-only
+//! when `allow_registration` is false), the caller's profile, admin listing.
+#![cfg(target_arch = "wasm32")]
+
+use nexa_api::auth::{self, Principal, db_failure};
+use nexa_api::error::ApiError;
+use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
+use nexa_api::spin_http::{error_response, header, is_json, json};
+use nexa_api::users::{self, CreateError};
+use nexa_api::validation::{self, json_object};
+use serde_json::Value as Json;
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_service;
+
+#[http_service]
+async fn handle(request: Request) -> Response<String> {
+    match route(request).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    }
+}
+
+enum Target {
+    Collection,
+    Me,
+    User(i64),
+}
+
+async fn route(request: Request) -> Result<Response<String>, ApiError> {
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    let target = match path.strip_prefix("/users") {
+        Some("") => Target::Collection,
+        Some("/me") => Target::Me,
+        Some(rest) if rest.starts_with('/') => match rest[1..].parse::<i64>() {
+            Ok(id) if id > 0 => Target::User(id),
+            _ => return Err(ApiError::NotFound("User not found")),
+        },
+        _ => return Err(ApiError::NotFound("Not Found")),
+    };
+    let method = request.method().clone();
+    let allowed: &[&'static str] = match target {
+        Target::Collection => &["GET", "POST"],
+        Target::Me | Target::User(_) => &["GET"],
+    };
+    if !allowed.contains(&method.as_str()) {
+        return Err(ApiError::MethodNotAllowed(allowed.to_vec()));
+    }
+    let authorization = header(&request, "authorization");
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let json_body = is_json(&request);
+    let body = if method == Method::POST {
+        request
+            .into_body()
+            .bytes()
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .to_vec()
+    } else {
+        Vec::new()
+    };
+
+    let db = open_migrated().await?;
+    match (target, method) {
+        (Target::Collection, Method::POST) => {
+            // Registration is open to anyone unless disabled; an admin may
+            // always register users, and only an admin may set a role.
+            let registrar: Option<Principal> = match authorization {
+                Some(_) => Some(caller(&db, authorization.as_deref()).await?),
+                None => None,
+            };
+            let is_admin = registrar.as_ref().is_some_and(|p| p.is_admin);
+            if !is_admin && variable("allow_registration").await?.trim() != "true" {
+                return Err(ApiError::Forbidden("Registration is disabled"));
+            }
+            if !json_body {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let new = users::new_user(&json_object(&body)?)?;
+            if new.role.is_some() && !is_admin {
+                return Err(ApiError::Forbidden("Not enough permissions"));
+            }
+            let cost = number("bcrypt_cost").await? as u32;
+            let hash = bcrypt::hash(&new.password, cost).map_err(|_| ApiError::Internal)?;
+            let user = users::create(&db, &new, &hash).await.map_err(|e| match e {
+                CreateError::EmailTaken => ApiError::Conflict("Email already registered"),
+                CreateError::UsernameTaken => ApiError::Conflict("Username already taken"),
+                CreateError::Db(e) => db_failure(e),
+            })?;
+            let mut response = json(201, &user.to_json());
+            if let Ok(location) = format!("/users/{}", user.id).parse() {
+                response.headers_mut().insert("location", location);
+            }
+            Ok(response)
+        }
+        (Target::Collection, _) => {
+            let principal = caller(&db, authorization.as_deref()).await?;
+            if !principal.is_admin {
+                return Err(ApiError::Forbidden("Not enough permissions"));
+            }
+            let (skip, limit, _) = validation::page(&query)?;
+            let all = users::list(&db, skip, limit).await.map_err(db_failure)?;
+            Ok(json(
+                200,
+                &Json::from(all.iter().map(users::User::to_json).collect::<Vec<_>>()),
+            ))
+        }
+        (Target::Me, _) => {
+            let principal = caller(&db, authorization.as_deref()).await?;
+            let user = users::get(&db, principal.user_id)
+                .await
+                .map_err(db_failure)?;
+            user.map(|u| json(200, &u.to_json()))
+                .ok_or(ApiError::Unauthorized("Invalid authentication credentials"))
+        }
+        (Target::User(id), _) => {
+            let principal = caller(&db, authorization.as_deref()).await?;
+            if principal.user_id != id && !principal.is_admin {
+                return Err(ApiError::Forbidden("Not enough permissions"));
+            }
+            let user = users::get(&db, id).await.map_err(db_failure)?;
+            user.map(|u| json(200, &u.to_json()))
+                .ok_or(ApiError::NotFound("User not found"))
+        }
+    }
+}
+
+async fn caller(db: &SpinDatabase, authorization: Option<&str>) -> Result<Principal, ApiError> {
+    auth::authenticate(db, &token_keys().await?, authorization).await
+}
