@@ -64,6 +64,9 @@ pub struct App {
 pub struct LoadedComponent {
     pub id: String,
     pub handler: ProxyHandler<ComponentInstances>,
+    /// This component's own concurrency limit (nexa.toml), if any, and how
+    /// long a request may wait for it.
+    pub slots: Option<(Arc<tokio::sync::Semaphore>, Duration)>,
 }
 
 impl App {
@@ -125,6 +128,14 @@ impl App {
                     );
                 }
                 used_databases.insert(label.clone());
+            }
+        }
+        for id in host.component.keys() {
+            if !manifest.manifest.component.contains_key(id) {
+                bail!(
+                    "nexa.toml: [component.{id}] names no component of {}",
+                    manifest.path.display()
+                );
             }
         }
         let key_value_state = Arc::new(KeyValueState::open(&store_configs, &used_stores)?);
@@ -199,11 +210,22 @@ impl App {
                 environment: decl.environment.clone(),
                 limits: InstanceLimits::from(&host),
             };
+            let slots = host.component.get(id).map(|limits| {
+                let wait = limits
+                    .queue_timeout_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or_else(|| host.queue_timeout());
+                (
+                    Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests)),
+                    wait,
+                )
+            });
             components.insert(
                 id.clone(),
                 LoadedComponent {
                     id: id.clone(),
                     handler: ProxyHandler::new(instances),
+                    slots,
                 },
             );
         }

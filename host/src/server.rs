@@ -147,6 +147,16 @@ async fn handle(
         .get(route.component())
         .ok_or(HostError::NoRoute)?;
 
+    let component_permit = match &component.slots {
+        Some((slots, wait)) => Some(
+            tokio::time::timeout(*wait, slots.clone().acquire_owned())
+                .await
+                .map_err(|_| HostError::Overloaded)?
+                .map_err(|_| HostError::Overloaded)?,
+        ),
+        None => None,
+    };
+
     let declared_length = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -238,16 +248,17 @@ async fn handle(
         parts,
         Body::new(HoldsPermit {
             body,
-            _permit: permit,
+            _permits: (permit, component_permit),
         }),
     ))
 }
 
-/// A response body that keeps its request's concurrency slot until it has
-/// been sent (or dropped), since the instance is busy producing it.
+/// A response body that keeps its request's concurrency slots (app-wide and
+/// the component's own) until it has been sent (or dropped), since the
+/// instance is busy producing it.
 struct HoldsPermit<B> {
     body: B,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
 }
 
 impl<B> http_body::Body for HoldsPermit<B>

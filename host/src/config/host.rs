@@ -1,6 +1,7 @@
 //! `nexa.toml`: settings of the Nexa host that Spin has no place for. Optional;
 //! every field has a default, documented on the field.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -32,6 +33,20 @@ pub struct HostConfig {
     pub shutdown_grace_ms: u64,
     /// Request bodies larger than this are refused with 413. Default 16 MiB.
     pub max_request_body_bytes: usize,
+    /// Per-component limits, by component id (`[component.<id>]`). Default: none.
+    pub component: BTreeMap<String, ComponentLimits>,
+}
+
+/// Limits for one component, on top of the app-wide ones: e.g. to keep a
+/// CPU-heavy component (password hashing) from taking every core.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentLimits {
+    /// Requests this component handles at once; more wait for a slot.
+    pub max_concurrent_requests: usize,
+    /// How long a request waits for one of this component's slots before 503.
+    /// Default: the app-wide `queue_timeout_ms`.
+    pub queue_timeout_ms: Option<u64>,
 }
 
 impl Default for HostConfig {
@@ -47,6 +62,7 @@ impl Default for HostConfig {
             idle_instance_timeout_ms: 1_000,
             shutdown_grace_ms: 10_000,
             max_request_body_bytes: 16 << 20,
+            component: BTreeMap::new(),
         }
     }
 }

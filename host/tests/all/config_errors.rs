@@ -130,3 +130,15 @@ fn check_component_reports_the_forbidden_interface() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn host_config_naming_an_unknown_component() {
+    let app = AppDir::new(&fixture_manifest(""));
+    app.write("rc.toml", SECRET_RUNTIME_CONFIG);
+    app.write(
+        "nexa.toml",
+        "[component.nope]\nmax_concurrent_requests = 1\n",
+    );
+    let stderr = fail(&app);
+    assert!(stderr.contains("[component.nope]"), "{stderr}");
+}

@@ -105,3 +105,28 @@ async fn overload_is_shed_with_503_and_retry_after() {
     let response = client.get(host.url("/fixture/ok")).send().await.unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn a_component_limit_queues_and_sheds_only_that_component() {
+    let (_app, host) =
+        fixture_host("[component.fixture]\nmax_concurrent_requests = 1\nqueue_timeout_ms = 100\n");
+    let client = host.client();
+    let slow = tokio::spawn(client.get(host.url("/fixture/sleep/1000")).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shed = client.get(host.url("/fixture/ok")).send().await.unwrap();
+    assert_eq!(shed.headers()["retry-after"], "1");
+    assert_host_error(shed, 503).await;
+    // Other components are not limited.
+    let other = client.get(host.url("/elsewhere")).send().await.unwrap();
+    assert_eq!(other.status(), 404);
+    assert_eq!(slow.await.unwrap().unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(host.url("/fixture/ok"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

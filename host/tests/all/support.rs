@@ -246,6 +246,10 @@ pub fn repo_app(runtime_extra: &str) -> AppDir {
         "[variables_provider.values]\nbcrypt_cost = \"4\"",
     );
     app.write("rc.toml", &format!("{dev}\n{runtime_extra}"));
+    app.write(
+        "nexa.toml",
+        &std::fs::read_to_string(repo_root().join("nexa.toml")).unwrap(),
+    );
     app
 }
 
