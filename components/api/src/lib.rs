@@ -3,6 +3,7 @@
 //! them to spin-sdk.
 
 pub mod auth;
+pub mod cache;
 pub mod db;
 pub mod error;
 pub mod items;

@@ -2,6 +2,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use nexa_api::auth::{self, Principal};
+use nexa_api::cache;
 use nexa_api::db::DbError;
 use nexa_api::error::ApiError;
 use nexa_api::items::{self, NewItem};
@@ -10,7 +11,7 @@ use nexa_api::spin_http::{error_response, is_json as json_content, json_text, no
 use nexa_api::validation::{self, Completeness};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{Method, Request, Response};
-use spin_sdk::http_service;
+use spin_sdk::{http_service, key_value};
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
@@ -63,27 +64,100 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
         Vec::new()
     };
 
-    let db = open().await?;
     match (target, method) {
         (Target::Collection, Method::GET) => {
             let (skip, limit, owner) = validation::page(&query)?;
-            let page = items::list(&db, skip, limit, owner)
-                .await
-                .map_err(auth::db_failure)?;
-            Ok(json_text(200, items::Item::list_json(&page)))
+            let request = format!("list:{skip}:{limit}:{owner:?}");
+            cached(&request, || async {
+                let db = open().await?;
+                let page = items::list(&db, skip, limit, owner)
+                    .await
+                    .map_err(auth::db_failure)?;
+                Ok(Some(items::Item::list_json(&page)))
+            })
+            .await
         }
         (Target::Item(id), Method::GET) => {
-            let item = items::get(&db, id).await.map_err(auth::db_failure)?;
-            item.map(|i| json_text(200, i.to_json()))
-                .ok_or(ApiError::NotFound("Item not found"))
+            cached(&format!("item:{id}"), || async {
+                let db = open().await?;
+                let item = items::get(&db, id).await.map_err(auth::db_failure)?;
+                Ok(item.map(|i| i.to_json()))
+            })
+            .await
         }
         (target, method) => {
+            let db = open().await?;
             let caller = auth::authenticate(&db, &keys().await?, authorization.as_deref()).await?;
             if method != Method::DELETE && !is_json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            write(&db, &caller, target, method, &body).await
+            let response = write(&db, &caller, target, method, &body).await?;
+            // Committed: every cached read from before is now out of date.
+            new_generation().await;
+            Ok(response)
         }
+    }
+}
+
+/// A read through the cache (`x-cache: hit|miss`). `load` gives the body, or
+/// `None` for 404. Any cache failure only costs the hit: the read still
+/// goes to the database.
+async fn cached<F, Fut>(request: &str, load: F) -> Result<Response<String>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<String>, ApiError>>,
+{
+    let store = key_value::Store::open_default().await.ok();
+    let generation = match &store {
+        Some(store) => match store.get(cache::GENERATION_KEY).await {
+            Ok(value) => Some(
+                value
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_default(),
+            ),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let slot = cache::slot_key(request);
+    if let (Some(store), Some(generation)) = (&store, &generation)
+        && let Ok(Some(bytes)) = store.get(&slot).await
+        && let Some(body) = cache::Entry::hit(&bytes, generation, request)
+    {
+        return Ok(with_cache_header(json_text(200, body), "hit"));
+    }
+    let body = load().await?.ok_or(ApiError::NotFound("Item not found"))?;
+    if let (Some(store), Some(generation)) = (&store, generation) {
+        let entry = cache::Entry {
+            generation,
+            request: request.to_string(),
+            body: body.clone(),
+        };
+        let _ = store.set(&slot, entry.encode()).await;
+    }
+    Ok(with_cache_header(json_text(200, body), "miss"))
+}
+
+fn with_cache_header(mut response: Response<String>, value: &'static str) -> Response<String> {
+    response
+        .headers_mut()
+        .insert("x-cache", value.parse().expect("static header"));
+    response
+}
+
+/// Replaces the cache generation after a committed write.
+async fn new_generation() {
+    let generation = uuid::Uuid::new_v4().simple().to_string();
+    match key_value::Store::open_default().await {
+        Ok(store) => {
+            if let Err(e) = store
+                .set(cache::GENERATION_KEY, generation.as_bytes())
+                .await
+            {
+                eprintln!("items: cache generation not replaced: {e}");
+            }
+        }
+        Err(e) => eprintln!("items: cache unavailable: {e}"),
     }
 }
 

@@ -414,3 +414,110 @@ async fn writes_on_sqlite() {
 async fn writes_on_postgres() {
     writes(&Api::start(true)).await;
 }
+
+// ---- the read cache ------------------------------------------------------------
+
+async fn get_cached(host: &Host, path: &str) -> (String, Value) {
+    let response = host.client().get(host.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cache = response.headers()["x-cache"].to_str().unwrap().to_string();
+    (cache, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn reads_are_cached_until_a_write_commits() {
+    let api = Api::start(false);
+    let (first, item) = get_cached(&api.host, "/items/1").await;
+    assert_eq!(first, "miss");
+    let (second, again) = get_cached(&api.host, "/items/1").await;
+    assert_eq!((second.as_str(), &again), ("hit", &item));
+    let (_, _) = get_cached(&api.host, "/items?limit=5").await;
+    assert_eq!(get_cached(&api.host, "/items?limit=5").await.0, "hit");
+
+    let admin = token(1, "admin", "admin", "session-admin", 600);
+    api.sql("INSERT INTO sessions (id, user_id, expires_at) VALUES ('session-admin', 1, '2999-01-01T00:00:00Z')");
+    let (status, _, _) = api
+        .send(
+            "PATCH",
+            "/items/1",
+            Some(&admin),
+            Some(json!({ "price": "1.25" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (after, fresh) = get_cached(&api.host, "/items/1").await;
+    assert_eq!(
+        (after.as_str(), &fresh["price"]),
+        ("miss", &json!(1.25)),
+        "no stale read after a write"
+    );
+    let (list_after, page) = get_cached(&api.host, "/items?limit=5").await;
+    assert_eq!(
+        (list_after.as_str(), &page[0]["price"]),
+        ("miss", &json!(1.25))
+    );
+}
+
+#[tokio::test]
+async fn hosts_sharing_a_redis_cache_never_serve_stale_reads() {
+    // A Redis of this test's own: the cache's keys are the app's, not the test's.
+    let redis = crate::services::PrivateRedis::start_new();
+    let db = TestDatabase::create();
+    let start = || {
+        let app = repo_app(&format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+            redis.url()
+        ));
+        let rc = rc_args(&app);
+        let rc = rc.each_ref().map(String::as_str);
+        let host = app.start_with_env(&rc, &[("SPIN_VARIABLE_DATABASE_URL", &db.url())]);
+        (app, host)
+    };
+    let (_a_app, a) = start();
+    let (_b_app, b) = start();
+    let api_a = Api {
+        app: _a_app,
+        host: a,
+        backend: Backend::Sqlite,
+    };
+    assert_eq!(get_cached(&api_a.host, "/items/2").await.0, "miss");
+    assert_eq!(
+        get_cached(&b, "/items/2").await.0,
+        "hit",
+        "one cache for both hosts"
+    );
+
+    db.sql("INSERT INTO sessions (id, user_id, expires_at) VALUES ('session-admin', 1, '2999-01-01T00:00:00Z')");
+    let admin = token(1, "admin", "admin", "session-admin", 600);
+    for round in 0..5 {
+        let price = format!("{}.50", 10 + round);
+        let (status, _, _) = api_a
+            .send(
+                "PATCH",
+                "/items/2",
+                Some(&admin),
+                Some(json!({ "price": price })),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (_, on_b) = get_cached(&b, "/items/2").await;
+        assert_eq!(
+            on_b["price"].as_f64(),
+            price.parse::<f64>().ok(),
+            "round {round}"
+        );
+        let (cache, _) = get_cached(&b, "/items/2").await;
+        assert_eq!(cache, "hit");
+    }
+}
+
+#[tokio::test]
+async fn losing_the_cache_store_only_costs_speed() {
+    let app =
+        repo_app("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n");
+    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
+    for _ in 0..2 {
+        let (cache, item) = get_cached(&host, "/items/1").await;
+        assert_eq!((cache.as_str(), &item["name"]), ("miss", &json!("Laptop")));
+    }
+}
