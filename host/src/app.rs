@@ -192,7 +192,7 @@ impl App {
                 }),
             };
             let wasm = manifest.resolve(&decl.source);
-            let (component, _) = artifacts.load(&engine, id, &wasm)?;
+            let component = artifacts.load(&engine, id, &wasm)?;
             crate::contract::check(&engine, id, &component)?;
             let pre = linker
                 .instantiate_pre(&component)

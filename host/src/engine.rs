@@ -59,13 +59,6 @@ pub struct ArtifactCache {
     pub stats: ArtifactCacheStats,
 }
 
-/// How a component was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provenance {
-    Compiled,
-    LoadedFromCache,
-}
-
 impl ArtifactCache {
     pub fn new(engine: &Engine, dir: PathBuf) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -79,12 +72,7 @@ impl ArtifactCache {
 
     /// The compiled component for `wasm`: from the cache when this engine
     /// compiled the same bytes before, else compiled now and stored.
-    pub fn load(
-        &self,
-        engine: &Engine,
-        name: &str,
-        wasm_path: &Path,
-    ) -> anyhow::Result<(Component, Provenance)> {
+    pub fn load(&self, engine: &Engine, name: &str, wasm_path: &Path) -> anyhow::Result<Component> {
         let wasm = std::fs::read(wasm_path).with_context(|| {
             format!(
                 "component \"{name}\": cannot read {} (run `nexa build`, or `nexa up --build`)",
@@ -108,7 +96,7 @@ impl ArtifactCache {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "component loaded from the artifact cache"
                     );
-                    return Ok((component, Provenance::LoadedFromCache));
+                    return Ok(component);
                 }
                 Err(error) => {
                     tracing::warn!(component = name, %error, "cached artifact unusable; recompiling");
@@ -130,7 +118,7 @@ impl ArtifactCache {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "component compiled (artifact cache miss)"
         );
-        Ok((component, Provenance::Compiled))
+        Ok(component)
     }
 
     /// Writes atomically, so a crash never leaves a torn artifact behind.

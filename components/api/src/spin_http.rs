@@ -29,6 +29,12 @@ pub fn no_content() -> Response<String> {
     response
 }
 
+/// A handler's outcome as the response: the one place components turn an
+/// `ApiError` into HTTP.
+pub fn respond(outcome: Result<Response<String>, ApiError>) -> Response<String> {
+    outcome.unwrap_or_else(|error| error_response(&error))
+}
+
 pub fn error_response(error: &ApiError) -> Response<String> {
     let mut response = json(error.status(), &error.body());
     for (name, value) in error.headers() {

@@ -14,7 +14,7 @@ use nexa_api::jwt::Claims;
 use nexa_api::login::{self, Bcrypt, LoginPolicy};
 use nexa_api::sessions::{self, Refresh};
 use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
-use nexa_api::spin_http::{error_response, header, json, no_content};
+use nexa_api::spin_http::{header, json, no_content, respond};
 use nexa_api::users::{self, User};
 use nexa_api::validation::{Field, json_object};
 use serde_json::{Value as Json, json};
@@ -28,10 +28,7 @@ static PASSWORDS: OnceLock<Bcrypt> = OnceLock::new();
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    match route(request).await {
-        Ok(response) => response,
-        Err(error) => error_response(&error),
-    }
+    respond(route(request).await)
 }
 
 async fn route(request: Request) -> Result<Response<String>, ApiError> {

@@ -7,7 +7,7 @@ use nexa_api::db::DbError;
 use nexa_api::error::ApiError;
 use nexa_api::items::{self, NewItem};
 use nexa_api::spin_db::{SpinDatabase, open_migrated as open, token_keys as keys};
-use nexa_api::spin_http::{error_response, is_json as json_content, json_text, no_content};
+use nexa_api::spin_http::{is_json as json_content, json_text, no_content, respond};
 use nexa_api::validation::{self, Completeness};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{Method, Request, Response};
@@ -15,10 +15,7 @@ use spin_sdk::{http_service, key_value};
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    match route(request).await {
-        Ok(response) => response,
-        Err(error) => error_response(&error),
-    }
+    respond(route(request).await)
 }
 
 enum Target {

@@ -5,7 +5,7 @@
 use nexa_api::auth::{self, Principal, db_failure};
 use nexa_api::error::ApiError;
 use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
-use nexa_api::spin_http::{error_response, header, is_json, json};
+use nexa_api::spin_http::{header, is_json, json, respond};
 use nexa_api::users::{self, CreateError};
 use nexa_api::validation::{self, json_object};
 use serde_json::Value as Json;
@@ -15,10 +15,7 @@ use spin_sdk::http_service;
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    match route(request).await {
-        Ok(response) => response,
-        Err(error) => error_response(&error),
-    }
+    respond(route(request).await)
 }
 
 enum Target {

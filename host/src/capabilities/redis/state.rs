@@ -49,10 +49,6 @@ impl RedisState {
         }
     }
 
-    pub fn config(&self) -> &RedisConfig {
-        &self.config
-    }
-
     pub fn permits(&self) -> Option<&Arc<Semaphore>> {
         self.permits.as_ref()
     }
