@@ -10,6 +10,7 @@ pub mod items;
 pub mod jwt;
 pub mod login;
 pub mod price;
+pub mod routes;
 pub mod schema;
 pub mod sessions;
 #[cfg(target_arch = "wasm32")]

@@ -7,8 +7,10 @@
 
 use std::time::{Instant, SystemTime};
 
+use nexa_api::routes;
+use nexa_api::spin_http::error_response;
 use serde_json::{Value, json};
-use spin_sdk::http::{Method, Request, Response, StatusCode};
+use spin_sdk::http::{Request, Response, StatusCode};
 use spin_sdk::{http_service, key_value, pg, sqlite, variables};
 
 /// The key the cache probe looks up.
@@ -16,15 +18,8 @@ const CACHE_PROBE_KEY: &str = "nexa:health:probe";
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &json!({ "detail": "Method Not Allowed" }),
-        );
-        response
-            .headers_mut()
-            .insert("allow", "GET, HEAD".parse().expect("static header"));
-        return response;
+    if let Err(error) = routes::resolve(request.method().as_str(), request.uri().path()) {
+        return error_response(&error);
     }
 
     let database = probe(probe_database()).await;

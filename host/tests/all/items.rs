@@ -198,7 +198,7 @@ async fn reads(api: &Api) {
     );
     let (status, _, headers) = api.send("DELETE", "/items", None, None).await;
     assert_eq!(status, 405);
-    assert_eq!(headers["allow"], "GET, POST");
+    assert_eq!(headers["allow"], "GET, HEAD, POST");
 }
 
 async fn writes(api: &Api) {
