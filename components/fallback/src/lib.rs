@@ -1,18 +1,38 @@
-//! Routed at `/...`: answers every path that no other route matches with a
-//! JSON 404, so unknown routes look the same under Spin (whose own 404 has an
-//! empty body) and under `nexa up`.
-#![cfg(target_arch = "wasm32")]
+//! Routed at `/...`: the dashboard (the frontend build, embedded at compile
+//! time), the OpenAPI document at `/openapi.json` and its page at
+//! `/api-docs`, and a JSON 404 for every other path, so unknown routes look
+//! the same under Spin (whose own 404 has an empty body) and under `nexa up`.
 
-use spin_sdk::http::{Request, Response, StatusCode};
-use spin_sdk::http_service;
+pub mod site;
 
-#[http_service]
-async fn handle(_request: Request) -> Response<String> {
-    let mut response = Response::new(r#"{"detail":"Not Found"}"#.to_string());
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response.headers_mut().insert(
-        "content-type",
-        "application/json".parse().expect("static header"),
-    );
-    response
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use crate::site::{self, Asset};
+    use spin_sdk::http::{Request, Response, StatusCode};
+    use spin_sdk::http_service;
+
+    static ASSETS: &[Asset] = include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+
+    #[http_service]
+    async fn handle(request: Request) -> Response<bytes::Bytes> {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        let reply = site::serve(
+            ASSETS,
+            site::Request {
+                method: request.method().as_str(),
+                path: request.uri().path(),
+                accept_encoding: header("accept-encoding"),
+                if_none_match: header("if-none-match"),
+            },
+        );
+        let mut response = Response::new(bytes::Bytes::from_static(reply.body));
+        *response.status_mut() =
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        for (name, value) in reply.headers {
+            if let Ok(value) = value.parse() {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
 }

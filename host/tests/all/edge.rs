@@ -85,7 +85,7 @@ async fn health_is_degraded_when_the_cache_is_unreachable() {
 async fn unknown_paths_get_a_json_404_from_the_fallback() {
     let app = repo_app("");
     let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
-    for path in ["/nope", "/", "/elsewhere/42/deep?x=1"] {
+    for path in ["/nope", "/index.html", "/elsewhere/42/deep?x=1"] {
         let response = host.client().get(host.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers()["content-type"], "application/json");

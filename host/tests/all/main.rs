@@ -17,3 +17,4 @@ mod outbound_http;
 mod postgres;
 mod redis;
 mod users;
+mod web;

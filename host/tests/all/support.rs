@@ -30,6 +30,15 @@ pub fn component(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            // The fallback component embeds the dashboard's build, as
+            // spin.toml's build command for it does.
+            let status = Command::new("sh")
+                .arg(repo_root().join("frontend/build.sh"))
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err(format!("building the dashboard failed: {status}"));
+            }
             for crate_name in COMPONENTS {
                 let status = Command::new("sh")
                     .arg(repo_root().join("components/build.sh"))

@@ -1,0 +1,126 @@
+//! Embeds the dashboard: every file of `frontend/dist` (built by
+//! `frontend/build.sh`) plus the OpenAPI document, each with gzip and brotli
+//! forms made here once, so serving one is a table lookup.
+//!
+//! For wasm32 a missing `frontend/dist` stops the build with the command that
+//! makes it; native builds (lints, and unit tests of the serving rules, which
+//! use their own table) get an empty table.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::{env, fs};
+
+use sha2::{Digest, Sha256};
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let root = manifest_dir.join("../..");
+    let dist = root.join("frontend/dist");
+    let openapi = root.join("components/api/openapi.json");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
+    println!("cargo:rerun-if-changed={}", dist.display());
+    println!("cargo:rerun-if-changed={}", openapi.display());
+
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("wasm32") {
+        // Native builds only lint and unit-test the rules; nothing to embed.
+    } else if dist.join("index.html").is_file() {
+        collect(&dist, &dist, &mut files);
+        files.push(("/openapi.json".to_string(), openapi));
+    } else {
+        panic!(
+            "frontend/dist/index.html is missing: build the dashboard first with \
+             `sh frontend/build.sh` (npm ci + vite build), or build this component through \
+             spin.toml's build command (`nexa build` / `spin build`)"
+        );
+    }
+    files.sort();
+
+    let mut table = String::from("&[\n");
+    for (index, (url_path, file)) in files.iter().enumerate() {
+        let bytes = fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let content_type = content_type(url_path);
+        let etag = hex(&Sha256::digest(&bytes)[..12]);
+        let identity = out_dir.join(format!("asset-{index}"));
+        fs::write(&identity, &bytes).expect("write asset");
+        let encoded = |suffix: &str, data: Vec<u8>| -> String {
+            // Only worth sending when it saves something real.
+            if data.len() + 64 < bytes.len() && compressible(content_type) {
+                let path = out_dir.join(format!("asset-{index}.{suffix}"));
+                fs::write(&path, data).expect("write asset");
+                format!("Some(include_bytes!({:?}))", path.display().to_string())
+            } else {
+                "None".to_string()
+            }
+        };
+        let gzip = encoded("gz", gzip(&bytes));
+        let brotli = encoded("br", brotli(&bytes));
+        writeln!(
+            table,
+            "    Asset {{ path: {url_path:?}, content_type: {content_type:?}, etag: {etag:?}, \
+             identity: include_bytes!({:?}), gzip: {gzip}, brotli: {brotli} }},",
+            identity.display().to_string()
+        )
+        .expect("write to string");
+    }
+    table.push(']');
+    fs::write(out_dir.join("assets.rs"), table).expect("write assets.rs");
+}
+
+/// Every file under `dir` as (`/relative/path`, file).
+fn collect(base: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            collect(base, &path, out);
+        } else {
+            let relative = path.strip_prefix(base).expect("under base");
+            let url: Vec<_> = relative.iter().map(|c| c.to_string_lossy()).collect();
+            out.push((format!("/{}", url.join("/")), path));
+        }
+    }
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => mime_guess::from_path(path)
+            .first_raw()
+            .unwrap_or("application/octet-stream"),
+    }
+}
+
+fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("image/svg")
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).expect("gzip in memory");
+    encoder.finish().expect("gzip in memory")
+}
+
+fn brotli(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut &data[..], &mut out, &params).expect("brotli in memory");
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
