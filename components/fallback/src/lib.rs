@@ -8,13 +8,13 @@ pub mod site;
 #[cfg(target_arch = "wasm32")]
 mod component {
     use crate::site::{self, Asset};
-    use spin_sdk::http::{Request, Response, StatusCode};
+    use spin_sdk::http::{FullBody, Request, Response, StatusCode};
     use spin_sdk::http_service;
 
     static ASSETS: &[Asset] = include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
     #[http_service]
-    async fn handle(request: Request) -> Response<bytes::Bytes> {
+    async fn handle(request: Request) -> Response<FullBody<bytes::Bytes>> {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let reply = site::serve(
             ASSETS,
@@ -25,7 +25,7 @@ mod component {
                 if_none_match: header("if-none-match"),
             },
         );
-        let mut response = Response::new(bytes::Bytes::from_static(reply.body));
+        let mut response = Response::new(FullBody::new(bytes::Bytes::from_static(reply.body)));
         *response.status_mut() =
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (name, value) in reply.headers {

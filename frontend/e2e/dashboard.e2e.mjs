@@ -1,0 +1,247 @@
+// End to end: the dashboard in real headless Chromium (Debian's, driven by
+// playwright-core) against the real `nexa` host serving the real components
+// on a fresh embedded database. One browser session walks through what a
+// person does; the steps run in order and share the page.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { startHost } from './host.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SCREENSHOTS = join(import.meta.dirname, '..', 'test-results', 'screenshots');
+const ADMIN = { username: 'admin', password: 'admin-dev-password' };
+const API_PATHS = /^\/(auth|items|users|health)(\/|$)/;
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/;
+
+const run = Date.now().toString(36);
+const member = { username: `e2e_${run}`, email: `e2e_${run}@example.com`, password: 'correct horse battery' };
+
+let host;
+let browser;
+let page;
+const apiRequests = [];
+const pageErrors = [];
+
+async function screenshot(name, { fullPage = true } = {}) {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage });
+}
+
+async function signIn({ username, password }) {
+  await page.goto(`${host.url}/app/sign-in`);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByText(`Signed in as ${username}`).waitFor();
+}
+
+/** The table row of the item with this name (found by its own Edit button). */
+function row(name) {
+  return page.getByRole('row').filter({ has: page.getByRole('button', { name: `Edit ${name}`, exact: true }) });
+}
+
+describe('dashboard', { concurrency: false }, () => {
+  before(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    host = await startHost();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.origin === host.url && API_PATHS.test(url.pathname)) {
+        apiRequests.push({ method: request.method(), path: url.pathname, traceparent: request.headers().traceparent });
+      }
+    });
+    page.on('pageerror', (error) => pageErrors.push(error));
+  });
+
+  after(async () => {
+    await browser?.close();
+    await host?.stop();
+  });
+
+  test('signs in with a username and password', async () => {
+    await page.goto(`${host.url}/app/sign-in`);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByLabel('Username').fill(ADMIN.username);
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    const failure = page.getByRole('alert').filter({ hasText: 'Incorrect username or password' });
+    await failure.waitFor();
+    assert.match(await failure.innerText(), /Request id: \S+/);
+    await screenshot('sign-in');
+
+    // Without a mouse: type, Tab to the password, Enter submits.
+    await page.getByLabel('Username').focus();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type(ADMIN.username);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(ADMIN.password);
+    await page.keyboard.press('Enter');
+    await page.getByText(`Signed in as ${ADMIN.username}`).waitFor();
+    const tokens = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+    assert.equal(tokens, '{}{}', 'no token is kept in web storage');
+  });
+
+  test('shows the system status', async () => {
+    await page.goto(`${host.url}/`);
+    const card = page.getByRole('region', { name: 'System status' });
+    await card.getByText('Overall status: Operational').waitFor();
+    const text = await card.innerText();
+    assert.match(text, /Database\s+Healthy · [\d.]+ ms/);
+    assert.match(text, /Cache\s+Healthy · [\d.]+ ms/);
+    assert.match(text, /Version\s+0\.1\.0/);
+    await page.getByRole('region', { name: 'Items' }).getByRole('cell', { name: 'Laptop', exact: true }).waitFor();
+    await screenshot('overview');
+  });
+
+  test('creates, edits and deletes an item, and shows a 422 by its field', async () => {
+    const name = `Desk lamp ${run}`;
+    const renamed = `Brass desk lamp ${run}`;
+    await page.goto(`${host.url}/app/items?size=50`);
+
+    await page.getByRole('button', { name: 'New item' }).click();
+    const create = page.getByRole('dialog', { name: 'New item' });
+    await create.getByLabel('Name').fill(name);
+    await create.getByLabel('Price').fill('19.90');
+    await create.getByRole('button', { name: 'Create item' }).click();
+    await page.getByRole('status').filter({ hasText: `Created “${name}”.` }).waitFor();
+    assert.match(await row(name).innerText(), /19\.90/);
+
+    // The API refuses a third decimal (never rounds); its message appears by the price.
+    await row(name).getByRole('button', { name: `Edit ${name}`, exact: true }).click();
+    const edit = page.getByRole('dialog', { name: `Edit “${name}”` });
+    await edit.getByLabel('Name').fill(renamed);
+    await edit.getByLabel('Price').fill('24.999');
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    const price = edit.getByLabel('Price');
+    await page.waitForFunction((el) => el.getAttribute('aria-invalid') === 'true', await price.elementHandle());
+    const description = await price.evaluate((el) =>
+      (el.getAttribute('aria-describedby') ?? '')
+        .split(' ')
+        .map((id) => document.getElementById(id)?.textContent ?? '')
+        .join(' '),
+    );
+    assert.match(description, /decimal/i, `the price's description names the problem: ${description}`);
+    assert.match(await edit.getByRole('alert').innerText(), /Request id: \S+/);
+    await price.scrollIntoViewIfNeeded();
+    await screenshot('item-422', { fullPage: false });
+
+    await price.fill('24.99');
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('status').filter({ hasText: `Saved “${renamed}”.` }).waitFor();
+    assert.match(await row(renamed).innerText(), /24\.99/);
+
+    await row(renamed).getByRole('button', { name: `Mark unavailable ${renamed}`, exact: true }).click();
+    await page.getByRole('status').filter({ hasText: `“${renamed}” is now unavailable.` }).waitFor();
+    await screenshot('items');
+
+    await row(renamed).getByRole('button', { name: `Delete ${renamed}`, exact: true }).click();
+    const confirm = page.getByRole('dialog', { name: 'Delete item?' });
+    await confirm.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: `Deleted “${renamed}”.` }).waitFor();
+    assert.equal(await row(renamed).count(), 0);
+    const gone = await fetch(`${host.url}/items?limit=1000`).then((r) => r.json());
+    assert.ok(!gone.some((item) => item.name === renamed), 'the item is gone from the API too');
+
+    const methods = new Set(apiRequests.filter((r) => r.path.startsWith('/items/')).map((r) => r.method));
+    for (const method of ['PUT', 'PATCH', 'DELETE']) assert.ok(methods.has(method), `the page sent ${method}`);
+  });
+
+  test("locks another user's items with the reason", async () => {
+    // A second person, registered through the API as an admin would.
+    const admin = await fetch(`${host.url}/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(ADMIN),
+    }).then((r) => r.json());
+    const created = await fetch(`${host.url}/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${admin.access_token}` },
+      body: JSON.stringify(member),
+    });
+    assert.equal(created.status, 201);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('link', { name: 'Sign in' }).waitFor();
+    await signIn(member);
+    await page.goto(`${host.url}/app/items?size=50`);
+    const edit = row('Laptop').getByRole('button', { name: 'Edit Laptop', exact: true });
+    await edit.waitFor();
+    assert.equal(await edit.isDisabled(), true);
+    assert.equal(await row('Laptop').getByRole('button', { name: 'Delete Laptop', exact: true }).isDisabled(), true);
+    assert.match(await row('Laptop').innerText(), /Only the owner or an admin can change this item\./);
+    assert.equal(await page.getByRole('link', { name: 'Users' }).count(), 0, 'no admin navigation');
+    assert.equal(await page.getByRole('button', { name: 'New item' }).isDisabled(), false);
+    await screenshot('items-locked');
+  });
+
+  test('works on a phone-sized screen and closes dialogs with Escape', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${host.url}/app/items`);
+    await row('Laptop').waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+    await screenshot('phone-items');
+    await page.getByRole('button', { name: 'New item' }).focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'New item' });
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  test('stays signed in across a reload (refresh cookie)', async () => {
+    await page.reload();
+    await page.getByText(`Signed in as ${member.username}`).waitFor();
+    const refreshes = apiRequests.filter((r) => r.path === '/auth/refresh');
+    assert.ok(refreshes.length >= 1, 'the reload restored the session through /auth/refresh');
+  });
+
+  test('after signing out nothing can be changed', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('link', { name: 'Sign in' }).waitFor();
+    assert.ok(apiRequests.some((r) => r.method === 'POST' && r.path === '/auth/logout'));
+    assert.equal(await page.getByRole('button', { name: 'New item' }).isDisabled(), true);
+    assert.equal(await row('Laptop').getByRole('button', { name: 'Edit Laptop', exact: true }).isDisabled(), true);
+    // The session is over on the server too: a reload does not bring it back.
+    await page.reload();
+    await page.getByRole('link', { name: 'Sign in' }).waitFor();
+    assert.equal(await page.getByText(/Signed in as/).count(), 0);
+    await page.goto(`${host.url}/app/users`);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  });
+
+  test('the API docs page lists every operation', async () => {
+    await page.goto(`${host.url}/api-docs`);
+    await page.locator('.opblock').first().waitFor();
+    const documented = await fetch(`${host.url}/openapi.json`).then((r) => r.json());
+    const operations = Object.values(documented.paths).flatMap((item) =>
+      Object.keys(item).filter((key) => ['get', 'post', 'put', 'patch', 'delete'].includes(key)),
+    );
+    assert.equal(await page.locator('.opblock').count(), operations.length);
+    await screenshot('api-docs');
+  });
+
+  test('every API request carried a W3C traceparent', () => {
+    assert.ok(apiRequests.length >= 10, `captured ${apiRequests.length} API requests`);
+    const missing = apiRequests.filter((r) => !TRACEPARENT.test(r.traceparent ?? ''));
+    assert.deepEqual(missing, [], 'requests without a valid traceparent');
+    assert.deepEqual(pageErrors.map(String), [], 'no uncaught errors in the page');
+  });
+});
