@@ -162,20 +162,39 @@ describe('dashboard', { concurrency: false }, () => {
     for (const method of ['PUT', 'PATCH', 'DELETE']) assert.ok(methods.has(method), `the page sent ${method}`);
   });
 
-  test("locks another user's items with the reason", async () => {
-    // A second person, registered through the API as an admin would.
-    const admin = await fetch(`${host.url}/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(ADMIN),
-    }).then((r) => r.json());
-    const created = await fetch(`${host.url}/users`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${admin.access_token}` },
-      body: JSON.stringify(member),
-    });
-    assert.equal(created.status, 201);
+  test('an admin registers a user, with the rules checked before sending', async () => {
+    await page.goto(`${host.url}/app/users`);
+    await page.getByRole('heading', { name: 'All users' }).waitFor();
+    const postsToUsers = () => apiRequests.filter((r) => r.method === 'POST' && r.path.startsWith('/users')).length;
+    await page.getByLabel('Email').fill(member.email);
+    await page.getByLabel('Username').fill(member.username);
+    await page.getByLabel('Password').fill('short');
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await page.waitForFunction(() => document.querySelector('#register-password')?.getAttribute('aria-invalid') === 'true');
+    assert.equal(postsToUsers(), 0, 'a too-short password is refused before anything is sent');
 
+    await page.getByLabel('Password').fill(member.password);
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await page.getByRole('status').filter({ hasText: `Created user “${member.username}”` }).waitFor();
+    await page.getByRole('cell', { name: member.username, exact: true }).waitFor();
+
+    // The same person again: the API's 409 appears by the field it names.
+    await page.getByLabel('Email').fill(member.email);
+    await page.getByLabel('Username').fill(member.username);
+    await page.getByLabel('Password').fill(member.password);
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await page.getByText(/^(Email already registered|Username already taken)\.$/).first().waitFor();
+    const flagged = await page.evaluate(() =>
+      ['register-email', 'register-username'].filter(
+        (id) => document.getElementById(id)?.getAttribute('aria-invalid') === 'true',
+      ),
+    );
+    assert.equal(flagged.length, 1, `the clashing field is marked: ${flagged}`);
+    assert.equal(postsToUsers(), 2);
+    await screenshot('users');
+  });
+
+  test("locks another user's items with the reason", async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('link', { name: 'Sign in' }).waitFor();
     await signIn(member);

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Host, rc_args, repo_app};
+use crate::support::{Host, on_both_backends, repo_app, start_on};
 
 const ADMIN_PASSWORD: &str = "admin-dev-password";
 
@@ -37,10 +37,16 @@ async fn refresh(host: &Host, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-#[tokio::test]
-async fn token_refresh_and_logout() {
+on_both_backends!(
+    token_refresh_and_logout,
+    bad_logins_are_refused_then_throttled,
+    concurrent_refreshes_of_one_token_have_one_winner,
+    parallel_guessing_is_throttled,
+);
+
+async fn token_refresh_and_logout(postgres: bool) {
     let app = repo_app("");
-    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
+    let (_db, host) = start_on(&app, postgres);
 
     // Three ways to send credentials.
     let response = login(
@@ -160,10 +166,9 @@ async fn token_refresh_and_logout() {
     assert_eq!(again.status(), 401);
 }
 
-#[tokio::test]
-async fn bad_logins_are_refused_then_throttled() {
+async fn bad_logins_are_refused_then_throttled(postgres: bool) {
     let app = repo_app("");
-    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
+    let (_db, host) = start_on(&app, postgres);
 
     let response = login(&host, &[("username", "admin"), ("password", "wrong")]).await;
     assert_eq!(response.status(), 401);
@@ -211,4 +216,87 @@ async fn bad_logins_are_refused_then_throttled() {
         .parse()
         .unwrap();
     assert!((290..=300).contains(&retry_after), "{retry_after}");
+}
+
+async fn admin_refresh_token(host: &Host) -> String {
+    let response = login(host, &[("username", "admin"), ("password", ADMIN_PASSWORD)]).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["refresh_token"].as_str().unwrap().to_string()
+}
+
+async fn concurrent_refreshes_of_one_token_have_one_winner(postgres: bool) {
+    let app = repo_app("");
+    let (_db, host) = start_on(&app, postgres);
+    let token = admin_refresh_token(&host).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let client = host.client();
+        let url = host.url("/auth/refresh");
+        let body = json!({ "refresh_token": token });
+        tasks.push(tokio::spawn(async move {
+            let response = client.post(url).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (200, body) => winners.push(body["refresh_token"].as_str().unwrap().to_string()),
+            (401, body) => assert_eq!(body["detail"], "Invalid refresh token"),
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one refresh of one token wins");
+    // The losers presented an already-rotated token: that ends the whole
+    // session, so even the winner's new token is refused now.
+    assert_eq!(refresh(&host, &winners[0]).await.status(), 401);
+}
+
+async fn parallel_guessing_is_throttled(postgres: bool) {
+    let app = repo_app("");
+    let (_db, host) = start_on(&app, postgres);
+    // Warm up: the first request creates the schema.
+    let items = host.client().get(host.url("/items")).send().await.unwrap();
+    assert_eq!(items.status(), 200);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let client = host.client();
+        let url = host.url("/auth/token");
+        let guess = format!("guess-{i}");
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .form(&[("username", "admin"), ("password", guess.as_str())])
+                .send()
+                .await
+                .unwrap();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            (response.status().as_u16(), retry_after)
+        }));
+    }
+    let (mut refused, mut throttled) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            (401, None) => refused += 1,
+            (429, Some(seconds)) if (1..=300).contains(&seconds) => throttled += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(
+        refused, 5,
+        "login_max_failures guesses are checked, no more"
+    );
+    assert_eq!(throttled, 15);
+    // The right password is refused too until the lockout ends.
+    let locked = login(
+        &host,
+        &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+    )
+    .await;
+    assert_eq!(locked.status(), 429);
 }

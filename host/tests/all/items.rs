@@ -7,15 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::services::TestDatabase;
-use crate::support::{AppDir, Host, rc_args, repo_app};
+use crate::support::{AppDir, Backend, Host, rc_args, repo_app, start_on};
 
 const SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
-
-/// Where the app keeps its data, and how the test reaches it directly.
-enum Backend {
-    Sqlite,
-    Postgres(TestDatabase),
-}
 
 struct Api {
     app: AppDir,
@@ -26,19 +20,7 @@ struct Api {
 impl Api {
     fn start(postgres: bool) -> Self {
         let app = repo_app("");
-        let backend = if postgres {
-            Backend::Postgres(TestDatabase::create())
-        } else {
-            Backend::Sqlite
-        };
-        let rc = rc_args(&app);
-        let rc = rc.each_ref().map(String::as_str);
-        let host = match &backend {
-            Backend::Postgres(db) => {
-                app.start_with_env(&rc, &[("SPIN_VARIABLE_DATABASE_URL", &db.url())])
-            }
-            Backend::Sqlite => app.start(&rc),
-        };
+        let (backend, host) = start_on(&app, postgres);
         Self { app, host, backend }
     }
 

@@ -263,6 +263,48 @@ pub fn repo_app(runtime_extra: &str) -> AppDir {
 }
 
 /// `--runtime-config-file <app>/rc.toml`.
+/// Where the repository's app keeps its data in a test.
+pub enum Backend {
+    /// The embedded `default` SQLite database in the app's state dir.
+    Sqlite,
+    /// A PostgreSQL database of the test's own (dropped with it).
+    Postgres(crate::services::TestDatabase),
+}
+
+/// Starts `repo_app`'s app on embedded SQLite, or on a fresh Postgres
+/// database through `SPIN_VARIABLE_DATABASE_URL`, as an operator would.
+pub fn start_on(app: &AppDir, postgres: bool) -> (Backend, Host) {
+    let rc = rc_args(app);
+    let rc = rc.each_ref().map(String::as_str);
+    if postgres {
+        let db = crate::services::TestDatabase::create();
+        let host = app.start_with_env(&rc, &[("SPIN_VARIABLE_DATABASE_URL", &db.url())]);
+        (Backend::Postgres(db), host)
+    } else {
+        (Backend::Sqlite, app.start(&rc))
+    }
+}
+
+/// Runs each named `async fn(postgres: bool)` as two tests, `<name>::sqlite`
+/// and `<name>::postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(false).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(true).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_backends;
+
 pub fn rc_args(app: &AppDir) -> [String; 2] {
     [
         "--runtime-config-file".to_string(),

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Host, rc_args, repo_app};
+use crate::support::{Host, on_both_backends, repo_app, start_on};
 
 async fn register(host: &Host, body: Value, token: Option<&str>) -> (u16, Value) {
     let mut request = host.client().post(host.url("/users")).json(&body);
@@ -44,10 +44,15 @@ fn alice() -> Value {
     json!({ "email": "alice@example.com", "username": "alice", "password": "alice-password" })
 }
 
-#[tokio::test]
-async fn registration_profiles_and_permissions() {
+on_both_backends!(
+    registration_profiles_and_permissions,
+    registration_can_be_disabled_except_for_admins,
+    the_duplicate_registration_race_has_one_winner,
+);
+
+async fn registration_profiles_and_permissions(postgres: bool) {
     let app = repo_app("");
-    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
+    let (_db, host) = start_on(&app, postgres);
 
     let (status, created) = register(&host, alice(), None).await;
     assert_eq!(status, 201, "{created}");
@@ -119,8 +124,7 @@ async fn registration_profiles_and_permissions() {
     assert_eq!(anonymous.status(), 401);
 }
 
-#[tokio::test]
-async fn registration_can_be_disabled_except_for_admins() {
+async fn registration_can_be_disabled_except_for_admins(postgres: bool) {
     let app = repo_app("");
     let rc = std::fs::read_to_string(app.path("rc.toml"))
         .unwrap()
@@ -129,7 +133,7 @@ async fn registration_can_be_disabled_except_for_admins() {
             "[variables_provider.values]\nallow_registration = \"false\"",
         );
     app.write("rc.toml", &rc);
-    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
+    let (_db, host) = start_on(&app, postgres);
     let (status, body) = register(&host, alice(), None).await;
     assert_eq!(
         (status, &body["detail"]),
@@ -139,10 +143,9 @@ async fn registration_can_be_disabled_except_for_admins() {
     assert_eq!(register(&host, alice(), Some(&admin)).await.0, 201);
 }
 
-#[tokio::test]
-async fn the_duplicate_registration_race_has_one_winner() {
+async fn the_duplicate_registration_race_has_one_winner(postgres: bool) {
     let app = repo_app("");
-    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
+    let (_db, host) = start_on(&app, postgres);
     // Warm up: the first request creates the schema.
     assert_eq!(
         host.client()
