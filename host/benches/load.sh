@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load run against a real `nexa up`: GET /health (SQLite + key-value probes)
-# side by side with the fallback's trivial JSON 404 in the same host, same run.
+# and the embedded dashboard (index.html and its main script, brotli) side by
+# side with the fallback's trivial JSON 404 in the same host, same run.
 # wrk shares the machine's cores with the host; compare the ratio, not the
 # absolute numbers.
 #
@@ -24,12 +25,18 @@ trap 'kill $pid 2>/dev/null; rm -rf "$state"' EXIT
 for _ in $(seq 1 100); do grep -q "Serving http://" "$state/log" && break; sleep 0.1; done
 
 run() {
-  wrk -t2 -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$port$1" |
-    awk -v path="$1" '/Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2} /^ +50%/ {p50=$2}
-      /Non-2xx/ {bad=$5} END {printf "%-8s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n", path, rps, p50, p99, (bad==""?0:bad)}'
+  local path="$1"; shift
+  wrk -t2 -c"$connections" -d"${duration}s" --latency "$@" "http://127.0.0.1:$port$path" |
+    awk -v path="$path" '/Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2} /^ +50%/ {p50=$2}
+      /Non-2xx/ {bad=$5} END {printf "%-30s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n", path, rps, p50, p99, (bad==""?0:bad)}'
 }
 echo "wrk -t2 -c$connections -d${duration}s (host and wrk share the cores)"
 health="$(run /health)"; echo "$health"
 trivial="$(run /missing)"; echo "$trivial"
+index="$(run / -H 'Accept-Encoding: br')"; echo "$index (brotli)"
+script="$(grep -o '/assets/main-[^"]*\.js' frontend/dist/index.html | head -n 1)"
+asset="$(run "$script" -H 'Accept-Encoding: br')"; echo "$asset (brotli)"
 awk -v a="$(echo "$health" | awk '{print $2}')" -v b="$(echo "$trivial" | awk '{print $2}')" \
   'BEGIN {printf "/health throughput is %.2f of the trivial handler'"'"'s (404 is its expected answer)\n", a/b}'
+awk -v a="$(echo "$index" | awk '{print $2}')" -v b="$(echo "$trivial" | awk '{print $2}')" \
+  'BEGIN {printf "the dashboard'"'"'s index.html throughput is %.2f of the trivial handler'"'"'s\n", a/b}'
