@@ -122,6 +122,17 @@ describe('dashboard', { concurrency: false }, () => {
     await page.getByRole('status').filter({ hasText: `Created “${name}”.` }).waitFor();
     assert.match(await row(name).innerText(), /19\.90/);
 
+    // Newest first is the API's order=desc, so it holds across pages: page 1 of 10 starts
+    // with the new item.
+    await page.goto(`${host.url}/app/items`);
+    await page.getByRole('button', { name: 'Sort by ID' }).click();
+    await page.waitForURL(/order=desc/);
+    await row(name).waitFor();
+    const firstRow = page.getByRole('row').nth(1);
+    assert.match(await firstRow.innerText(), new RegExp(name));
+    assert.ok(apiRequests.some((r) => r.method === 'GET' && r.path === '/items'));
+    await page.goto(`${host.url}/app/items?size=50`);
+
     // The API refuses a third decimal (never rounds); its message appears by the price.
     await row(name).getByRole('button', { name: `Edit ${name}`, exact: true }).click();
     const edit = page.getByRole('dialog', { name: `Edit “${name}”` });

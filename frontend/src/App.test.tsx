@@ -211,9 +211,19 @@ describe('items', () => {
     renderApp('/app/items?size=25&page=2&owner=3');
     await screen.findByRole('button', { name: 'Edit Lamp' });
     const itemsCall = fetch.mock.calls.find(([url]) => String(url).startsWith('/items'));
-    expect(itemsCall?.[0]).toBe('/items?skip=25&limit=26&owner_id=3');
+    expect(itemsCall?.[0]).toBe('/items?skip=25&limit=26&owner_id=3&order=asc');
     expect(screen.getByRole('button', { name: 'Next' })).toBeDisabled();
     expect(screen.getByRole('button', { name: 'Previous' })).toBeEnabled();
     expect(screen.getByRole('button', { name: 'New item' })).toBeDisabled();
+  });
+
+  it('sorts newest first through the API, from the first page', async () => {
+    const fetch = stubFetch(signedOut);
+    renderApp('/app/items?page=3');
+    await screen.findByRole('button', { name: 'Edit Lamp' });
+    await userEvent.click(screen.getByRole('button', { name: 'Sort by ID' }));
+    await waitFor(() =>
+      expect(fetch.mock.calls.map(([url]) => String(url))).toContain('/items?skip=0&limit=11&order=desc'),
+    );
   });
 });

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 
 use crate::db::{Database, DbError, Dialect, Value};
 use crate::price::Price;
-use crate::validation::ItemFields;
+use crate::validation::{ItemFields, Order, Page};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
@@ -124,32 +124,35 @@ fn items(dialect: Dialect, rows: Vec<Vec<Value>>) -> Result<Vec<Item>, DbError> 
 }
 
 /// A page of items ordered by id, optionally of one owner.
-pub async fn list<D: Database>(
-    db: &D,
-    skip: i64,
-    limit: i64,
-    owner_id: Option<i64>,
-) -> Result<Vec<Item>, DbError> {
+pub async fn list<D: Database>(db: &D, page: &Page) -> Result<Vec<Item>, DbError> {
     let d = db.dialect();
-    let (sql, params) = match owner_id {
+    let direction = match page.order {
+        Order::Ascending => "ASC",
+        Order::Descending => "DESC",
+    };
+    let (sql, params) = match page.owner_id {
         Some(owner) => (
             format!(
-                "SELECT {} FROM items WHERE owner_id = {} ORDER BY id LIMIT {} OFFSET {}",
+                "SELECT {} FROM items WHERE owner_id = {} ORDER BY id {direction} LIMIT {} OFFSET {}",
                 columns(d),
                 d.param(1),
                 d.param(2),
                 d.param(3)
             ),
-            vec![Value::Int(owner), Value::Int(limit), Value::Int(skip)],
+            vec![
+                Value::Int(owner),
+                Value::Int(page.limit),
+                Value::Int(page.skip),
+            ],
         ),
         None => (
             format!(
-                "SELECT {} FROM items ORDER BY id LIMIT {} OFFSET {}",
+                "SELECT {} FROM items ORDER BY id {direction} LIMIT {} OFFSET {}",
                 columns(d),
                 d.param(1),
                 d.param(2)
             ),
-            vec![Value::Int(limit), Value::Int(skip)],
+            vec![Value::Int(page.limit), Value::Int(page.skip)],
         ),
     };
     items(d, db.query(&sql, &params).await?)

@@ -328,11 +328,59 @@ pub const LIMIT_MAX: i64 = 1000;
 
 /// `skip` (>= 0, default 0), `limit` (1..=1000, default 100) and an optional
 /// positive `owner_id` from a query string.
-pub fn page(query: &str) -> Result<(i64, i64, Option<i64>), ApiError> {
+/// Which way a list runs by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    Ascending,
+    Descending,
+}
+
+/// A list request: `skip` (>= 0, default 0), `limit` (1..=1000, default
+/// 100), `owner_id` (> 0, items only) and `order` (`asc` | `desc` by id,
+/// default `asc`, items only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub skip: i64,
+    pub limit: i64,
+    pub owner_id: Option<i64>,
+    pub order: Order,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            skip: 0,
+            limit: 100,
+            owner_id: None,
+            order: Order::Ascending,
+        }
+    }
+}
+
+pub fn page(query: &str) -> Result<Page, ApiError> {
     let mut errors = Vec::new();
-    let (mut skip, mut limit, mut owner) = (0, 100, None);
+    let Page {
+        mut skip,
+        mut limit,
+        owner_id: mut owner,
+        mut order,
+    } = Page::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "order" {
+            match value {
+                "asc" => order = Order::Ascending,
+                "desc" => order = Order::Descending,
+                _ => errors.push(FieldError::new(
+                    "enum",
+                    &["query", "order"],
+                    "Input should be 'asc' or 'desc'",
+                    Some(Value::String(value.to_string())),
+                )),
+            }
+            continue;
+        }
         let parsed = value.parse::<i64>();
         let input = Some(Value::String(value.to_string()));
         let mut check = |name: &'static str, ok: Option<i64>, rule: &str, kind: &'static str| match (
@@ -397,7 +445,12 @@ pub fn page(query: &str) -> Result<(i64, i64, Option<i64>), ApiError> {
         }
     }
     if errors.is_empty() {
-        Ok((skip, limit, owner))
+        Ok(Page {
+            skip,
+            limit,
+            owner_id: owner,
+            order,
+        })
     } else {
         Err(ApiError::Validation(errors))
     }
@@ -409,12 +462,20 @@ mod page_tests {
 
     #[test]
     fn pages_default_and_bound() {
-        assert_eq!(page("").unwrap(), (0, 100, None));
+        assert_eq!(page("").unwrap(), Page::default());
         assert_eq!(
-            page("skip=5&limit=1000&owner_id=3").unwrap(),
-            (5, 1000, Some(3))
+            page("skip=5&limit=1000&owner_id=3&order=desc").unwrap(),
+            Page {
+                skip: 5,
+                limit: 1000,
+                owner_id: Some(3),
+                order: Order::Descending
+            }
         );
+        assert_eq!(page("order=asc").unwrap().order, Order::Ascending);
         for bad in [
+            "order=DESC",
+            "order=",
             "skip=-1",
             "limit=0",
             "limit=1001",

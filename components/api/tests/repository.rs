@@ -8,7 +8,7 @@ use nexa_api::db::{Database, DbError, Dialect, Value};
 use nexa_api::items::{self, NewItem};
 use nexa_api::price::Price;
 use nexa_api::schema;
-use nexa_api::validation::ItemFields;
+use nexa_api::validation::{ItemFields, Order, Page};
 use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 
 // ---- adapters ------------------------------------------------------------
@@ -239,7 +239,7 @@ async fn first_use_migrates_and_seeds_once<D: Database>(db: &D) {
         .await
         .unwrap();
     assert!(again.applied.is_empty() && !again.seeded);
-    let all = items::list(db, 0, 100, None).await.unwrap();
+    let all = items::list(db, &Page::default()).await.unwrap();
     let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
     let expected: Vec<&str> = schema::SEED_ITEMS.iter().map(|(n, ..)| *n).collect();
     assert_eq!(names, expected);
@@ -248,9 +248,18 @@ async fn first_use_migrates_and_seeds_once<D: Database>(db: &D) {
     assert_eq!(all[0].price.to_string(), "999.99");
 }
 
+fn page(skip: i64, limit: i64, owner_id: Option<i64>) -> Page {
+    Page {
+        skip,
+        limit,
+        owner_id,
+        ..Page::default()
+    }
+}
+
 async fn items_round_trip<D: Database>(db: &D) {
     schema::migrate(db, hash).await.unwrap();
-    let owner = items::list(db, 0, 1, None).await.unwrap()[0].owner_id;
+    let owner = items::list(db, &page(0, 1, None)).await.unwrap()[0].owner_id;
     let name = "Robert'); DROP TABLE items;-- ünïcødé 🚀";
     let created = items::create(
         db,
@@ -275,12 +284,29 @@ async fn items_round_trip<D: Database>(db: &D) {
         items::get(db, created.id).await.unwrap(),
         Some(created.clone())
     );
-    let page = items::list(db, 10, 5, None).await.unwrap();
-    assert_eq!(page.len(), 1);
-    assert_eq!(page[0].id, created.id);
-    assert_eq!(items::list(db, 0, 3, Some(owner)).await.unwrap().len(), 3);
+    let last = items::list(db, &page(10, 5, None)).await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].id, created.id);
+    let newest_first = Page {
+        order: Order::Descending,
+        ..page(0, 3, Some(owner))
+    };
+    let ids: Vec<i64> = items::list(db, &newest_first)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, [created.id, created.id - 1, created.id - 2]);
+    assert_eq!(
+        items::list(db, &page(0, 3, Some(owner)))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     assert!(
-        items::list(db, 0, 3, Some(owner + 1000))
+        items::list(db, &page(0, 3, Some(owner + 1000)))
             .await
             .unwrap()
             .is_empty()

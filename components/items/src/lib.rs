@@ -40,13 +40,14 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
 
     match (matched.endpoint, matched.id) {
         (Endpoint::ListItems, _) => {
-            let (skip, limit, owner) = validation::page(&query)?;
-            let request = format!("list:{skip}:{limit}:{owner:?}");
+            let page = validation::page(&query)?;
+            let request = format!(
+                "list:{}:{}:{:?}:{:?}",
+                page.skip, page.limit, page.owner_id, page.order
+            );
             cached(&request, || async {
                 let db = open().await?;
-                let page = items::list(&db, skip, limit, owner)
-                    .await
-                    .map_err(auth::db_failure)?;
+                let page = items::list(&db, &page).await.map_err(auth::db_failure)?;
                 Ok(Some(items::Item::list_json(&page)))
             })
             .await

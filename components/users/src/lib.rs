@@ -73,8 +73,10 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
             if !principal.is_admin {
                 return Err(ApiError::Forbidden("Not enough permissions"));
             }
-            let (skip, limit, _) = validation::page(&query)?;
-            let all = users::list(&db, skip, limit).await.map_err(db_failure)?;
+            let page = validation::page(&query)?;
+            let all = users::list(&db, page.skip, page.limit)
+                .await
+                .map_err(db_failure)?;
             Ok(json(
                 200,
                 &Json::from(all.iter().map(users::User::to_json).collect::<Vec<_>>()),

@@ -31,11 +31,13 @@ export interface ItemQuery {
   skip: number;
   limit: number;
   ownerId?: number | undefined;
+  /** By id; the API's default is ascending. */
+  order?: 'asc' | 'desc';
 }
 
 export function listItems(query: ItemQuery, signal?: AbortSignal): Promise<Item[]> {
   return apiRequest('/items', {
-    query: { skip: query.skip, limit: query.limit, owner_id: query.ownerId },
+    query: { skip: query.skip, limit: query.limit, owner_id: query.ownerId, order: query.order },
     signal,
   });
 }

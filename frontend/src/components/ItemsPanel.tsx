@@ -54,7 +54,10 @@ export function ItemsPanel({ headingLevel }: { headingLevel: 1 | 2 }) {
     const controller = new AbortController();
     setLoadError(null);
     // One row more than the page shows: its presence is how we know a next page exists.
-    listItems({ skip: (view.page - 1) * view.size, limit: view.size + 1, ownerId: view.ownerId }, controller.signal)
+    listItems(
+      { skip: (view.page - 1) * view.size, limit: view.size + 1, ownerId: view.ownerId, order: view.order },
+      controller.signal,
+    )
       .then((items) => {
         setRows(items.slice(0, view.size));
         setHasNext(items.length > view.size);
@@ -65,7 +68,7 @@ export function ItemsPanel({ headingLevel }: { headingLevel: 1 | 2 }) {
         setLoadError(asApiError(error));
       });
     return () => controller.abort();
-  }, [view.page, view.size, view.ownerId, reloads]);
+  }, [view.page, view.size, view.ownerId, view.order, reloads]);
 
   const reload = () => setReloads((count) => count + 1);
 
@@ -107,10 +110,6 @@ export function ItemsPanel({ headingLevel }: { headingLevel: 1 | 2 }) {
     reload();
   }
 
-  // The API only sorts ascending by id and has no total count, so a true "descending
-  // over everything" is not available. We say what we do: the loaded page is reversed.
-  const shown = rows && view.order === 'desc' ? [...rows].reverse() : rows;
-
   return (
     <section className="card items-panel" aria-labelledby={ids.heading}>
       <div className="card-header">
@@ -150,17 +149,17 @@ export function ItemsPanel({ headingLevel }: { headingLevel: 1 | 2 }) {
         </button>
       )}
 
-      {shown === null && !loadError && <p className="muted">Loading items…</p>}
-      {shown && shown.length === 0 && (
+      {rows === null && !loadError && <p className="muted">Loading items…</p>}
+      {rows && rows.length === 0 && (
         <p className="empty">{view.page > 1 ? 'No items on this page.' : 'No items found.'}</p>
       )}
-      {shown && shown.length > 0 && (
+      {rows && rows.length > 0 && (
         <>
           <ItemsTable
-            items={shown}
+            items={rows}
             user={user}
             order={view.order}
-            onToggleOrder={() => changeView({ order: view.order === 'asc' ? 'desc' : 'asc' })}
+            onToggleOrder={() => changeView({ order: view.order === 'asc' ? 'desc' : 'asc', page: 1 })}
             onEdit={(item) => setEditing({ mode: 'edit', item })}
             onToggleAvailability={toggleAvailability}
             onDelete={setDeleting}
@@ -168,7 +167,7 @@ export function ItemsPanel({ headingLevel }: { headingLevel: 1 | 2 }) {
             signedOutReasonId={ids.signedOut}
           />
           <p className="hint">
-            Sorted by ID, {view.order === 'asc' ? 'ascending' : 'descending'}. Sorting applies to the rows on this page.
+            Sorted by ID, {view.order === 'asc' ? 'oldest first' : 'newest first'}.
           </p>
         </>
       )}

@@ -144,6 +144,19 @@ async fn reads(api: &Api) {
         .map(|i| i["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [3, 4, 5]);
+    let (_, newest, _) = api
+        .send("GET", "/items?order=desc&skip=1&limit=3", None, None)
+        .await;
+    let ids: Vec<i64> = newest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [9, 8, 7], "newest first, paged from the newest");
+    let (status, bad_order, _) = api.send("GET", "/items?order=up", None, None).await;
+    assert_eq!(status, 422);
+    assert_eq!(bad_order["detail"][0]["loc"], json!(["query", "order"]));
 
     let (status, laptop, _) = api.send("GET", "/items/1", None, None).await;
     assert_eq!(status, 200);
