@@ -10,7 +10,13 @@ const FIELD_ORDER = ['email', 'username', 'password', 'role'] as const;
 const EMPTY: UserCreate = { email: '', username: '', password: '', role: 'user' };
 
 /** Admin-only registration, checking the API's rules before anything is sent. */
-export function RegistrationForm({ onCreated }: { onCreated: (user: User) => void }) {
+interface RegistrationFormProps {
+  onCreated: (user: User) => void;
+  /** Called when a new attempt starts, so an older success message can go. */
+  onSubmit?: () => void;
+}
+
+export function RegistrationForm({ onCreated, onSubmit }: RegistrationFormProps) {
   const [values, setValues] = useState<UserCreate>(EMPTY);
   const [fieldErrors, setFieldErrors] = useState<FieldErrors>({});
   const [failure, setFailure] = useState<ApiError | null>(null);
@@ -24,6 +30,7 @@ export function RegistrationForm({ onCreated }: { onCreated: (user: User) => voi
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
+    onSubmit?.();
     const problems = registrationProblems(values);
     setFieldErrors(problems);
     setFailure(null);

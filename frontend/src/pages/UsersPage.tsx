@@ -77,6 +77,7 @@ function UserAdministration() {
             {notice}
           </p>
           <RegistrationForm
+            onSubmit={() => setNotice('')}
             onCreated={(created) => {
               setNotice(`Created user “${created.username}” (ID ${created.id}).`);
               setReloads((count) => count + 1);
