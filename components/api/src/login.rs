@@ -61,21 +61,33 @@ pub async fn check<D: Database, P: PasswordCheck>(
         .rsplit_once(':')
         .map_or(client_addr, |(host, _)| host);
     let addr_key = format!("addr:{host}");
-    let mut locked = None;
+    // Count this attempt first, so concurrent guesses cannot all pass a
+    // check made before any of them is recorded.
+    let mut retry_after_secs: Option<i64> = None;
+    let mut within_limit = Vec::new();
     for key in [&user_key, &addr_key] {
-        if let Some(secs) = throttle::locked_for(db, key, policy.max_failures, policy.lockout_secs)
+        let attempt = throttle::reserve(db, key, policy.lockout_secs)
             .await
-            .map_err(crate::auth::db_failure)?
-        {
-            locked = Some(locked.map_or(secs, |l: i64| l.max(secs)));
+            .map_err(crate::auth::db_failure)?;
+        if attempt.number > policy.max_failures {
+            let left = attempt.window_left_secs.max(1);
+            retry_after_secs = Some(retry_after_secs.map_or(left, |r| r.max(left)));
+        } else {
+            within_limit.push(key);
         }
     }
-    if let Some(retry_after_secs) = locked {
+    if let Some(retry_after_secs) = retry_after_secs {
+        // No password was checked: this attempt is no failure of the keys
+        // that were still open.
+        for key in within_limit {
+            throttle::refund(db, key)
+                .await
+                .map_err(crate::auth::db_failure)?;
+        }
         return Err(ApiError::TooManyRequests {
             retry_after_secs: retry_after_secs as u64,
         });
     }
-
     let found = users::by_username(db, username)
         .await
         .map_err(crate::auth::db_failure)?;
@@ -88,15 +100,12 @@ pub async fn check<D: Database, P: PasswordCheck>(
             throttle::clear(db, &user_key)
                 .await
                 .map_err(crate::auth::db_failure)?;
+            throttle::refund(db, &addr_key)
+                .await
+                .map_err(crate::auth::db_failure)?;
             Ok(user)
         }
-        _ => {
-            for key in [&user_key, &addr_key] {
-                throttle::record_failure(db, key, policy.lockout_secs)
-                    .await
-                    .map_err(crate::auth::db_failure)?;
-            }
-            Err(ApiError::Unauthorized("Incorrect username or password"))
-        }
+        // The attempt counted above is the recorded failure.
+        _ => Err(ApiError::Unauthorized("Incorrect username or password")),
     }
 }

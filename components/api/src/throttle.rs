@@ -1,7 +1,8 @@
-//! Failed-login throttling, per username and per client address. Counting is
-//! one atomic upsert (`INSERT … ON CONFLICT DO UPDATE SET n = n + 1
-//! RETURNING`), so parallel guessing cannot slip past the limit; a window
-//! restarts once its lockout has passed.
+//! Failed-login throttling, per username and per client address. Each attempt
+//! is counted *before* its password is checked, by one atomic upsert
+//! (`INSERT … ON CONFLICT DO UPDATE SET n = n + 1 RETURNING`), so parallel
+//! guessing cannot slip past the limit: a burst gets at most the allowed
+//! number of password checks. A window restarts once its lockout has passed.
 
 use crate::db::{Database, DbError, Dialect, Value};
 
@@ -20,37 +21,27 @@ fn seconds_left(dialect: Dialect, n: usize) -> String {
     }
 }
 
-/// When `key` (e.g. `user:alice`, `addr:10.0.0.1`) has failed `max_failures`
-/// times within the lockout, the seconds until it may try again.
-pub async fn locked_for<D: Database>(
-    db: &D,
-    key: &str,
-    max_failures: i64,
-    lockout_secs: i64,
-) -> Result<Option<i64>, DbError> {
-    let d = db.dialect();
-    let sql = format!(
-        "SELECT failures, {} FROM login_failures WHERE key = {}",
-        seconds_left(d, 2),
-        d.param(1)
-    );
-    let rows = db
-        .query(&sql, &[Value::from(key), Value::Int(lockout_secs)])
-        .await?;
-    let Some(row) = rows.into_iter().next() else {
-        return Ok(None);
-    };
-    let failures = row.first().and_then(Value::as_i64).unwrap_or(0);
-    let left = row.get(1).and_then(Value::as_i64).unwrap_or(0);
-    Ok((failures >= max_failures && left > 0).then_some(left))
+/// One login attempt, counted against a key before its password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// Attempts in the current window, this one included.
+    pub number: i64,
+    /// Seconds until the window (and so any lockout) ends.
+    pub window_left_secs: i64,
 }
 
-/// Counts one failure for `key`; returns the failures in the current window.
-pub async fn record_failure<D: Database>(
+/// Counts an attempt for `key` (e.g. `user:alice`, `addr:10.0.0.1`) before
+/// its password is checked, in one atomic upsert: however many guesses
+/// arrive at once, at most `max_failures` of them in a window are numbered
+/// within the limit, so no burst gets more password checks than that. A
+/// window restarts once `lockout_secs` have passed since it began. An attempt
+/// that turns out not to be a failure is given back with [`refund`] (or
+/// [`clear`]).
+pub async fn reserve<D: Database>(
     db: &D,
     key: &str,
     lockout_secs: i64,
-) -> Result<i64, DbError> {
+) -> Result<Attempt, DbError> {
     let d = db.dialect();
     let now = d.now();
     let expired = format!(
@@ -62,16 +53,40 @@ pub async fn record_failure<D: Database>(
          ON CONFLICT (key) DO UPDATE SET \
          failures = CASE WHEN {expired} THEN 1 ELSE login_failures.failures + 1 END, \
          window_started_at = CASE WHEN {expired} THEN {now} ELSE login_failures.window_started_at END \
-         RETURNING failures",
+         RETURNING failures, {left}",
         key = d.param(1),
+        left = seconds_left(d, 2),
     );
-    db.query(&sql, &[Value::from(key), Value::Int(lockout_secs)])
+    let row = db
+        .query(&sql, &[Value::from(key), Value::Int(lockout_secs)])
         .await?
         .into_iter()
         .next()
-        .and_then(|row| row.into_iter().next())
-        .and_then(|v| v.as_i64())
-        .ok_or_else(|| DbError::Other("failure count not returned".into()))
+        .ok_or_else(|| DbError::Other("attempt count not returned".into()))?;
+    match (
+        row.first().and_then(Value::as_i64),
+        row.get(1).and_then(Value::as_i64),
+    ) {
+        (Some(number), Some(window_left_secs)) => Ok(Attempt {
+            number,
+            window_left_secs,
+        }),
+        _ => Err(DbError::Other("attempt count not returned".into())),
+    }
+}
+
+/// Gives back one attempt of `key` that was not a failure.
+pub async fn refund<D: Database>(db: &D, key: &str) -> Result<(), DbError> {
+    let d = db.dialect();
+    db.execute(
+        &format!(
+            "UPDATE login_failures SET failures = failures - 1 WHERE key = {} AND failures > 0",
+            d.param(1)
+        ),
+        &[Value::from(key)],
+    )
+    .await
+    .map(drop)
 }
 
 /// Forgets the failures of `key` (after a successful login).

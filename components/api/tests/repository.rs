@@ -614,49 +614,49 @@ use nexa_api::throttle;
 
 async fn failed_logins_lock_out<D: Database>(db: &D) {
     schema::migrate(db, hash).await.unwrap();
-    assert_eq!(
-        throttle::locked_for(db, "user:alice", 3, 300)
-            .await
-            .unwrap(),
-        None
-    );
     for expected in 1..=3 {
-        assert_eq!(
-            throttle::record_failure(db, "user:alice", 300)
-                .await
-                .unwrap(),
-            expected
+        let attempt = throttle::reserve(db, "user:alice", 300).await.unwrap();
+        assert_eq!(attempt.number, expected);
+        assert!(
+            (295..=300).contains(&attempt.window_left_secs),
+            "an honest Retry-After: {attempt:?}"
         );
     }
-    let left = throttle::locked_for(db, "user:alice", 3, 300)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!((295..=300).contains(&left), "an honest Retry-After: {left}");
     assert_eq!(
-        throttle::locked_for(db, "user:bob", 3, 300).await.unwrap(),
-        None,
+        throttle::reserve(db, "user:bob", 300).await.unwrap().number,
+        1,
         "per key"
+    );
+    throttle::refund(db, "user:alice").await.unwrap();
+    assert_eq!(
+        throttle::reserve(db, "user:alice", 300)
+            .await
+            .unwrap()
+            .number,
+        3,
+        "a refunded attempt is not counted"
     );
     throttle::clear(db, "user:alice").await.unwrap();
     assert_eq!(
-        throttle::locked_for(db, "user:alice", 3, 300)
+        throttle::reserve(db, "user:alice", 300)
             .await
-            .unwrap(),
-        None
+            .unwrap()
+            .number,
+        1
     );
+    throttle::refund(db, "user:nobody").await.unwrap();
 
     // A window whose lockout has passed starts over.
     for _ in 0..3 {
-        throttle::record_failure(db, "user:carol", 0).await.unwrap();
+        throttle::reserve(db, "user:carol", 0).await.unwrap();
     }
+    let fresh = throttle::reserve(db, "user:carol", 0).await.unwrap();
     assert_eq!(
-        throttle::locked_for(db, "user:carol", 3, 0).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        throttle::record_failure(db, "user:carol", 0).await.unwrap(),
-        1
+        fresh,
+        throttle::Attempt {
+            number: 1,
+            window_left_secs: 0
+        }
     );
 }
 
@@ -683,7 +683,9 @@ async fn parallel_guessing_is_counted_exactly_on_postgres() {
     for _ in 0..16 {
         let db = database.connect().await;
         tasks.push(tokio::spawn(async move {
-            throttle::record_failure(&db, "addr:1.2.3.4", 300).await
+            throttle::reserve(&db, "addr:1.2.3.4", 300)
+                .await
+                .map(|attempt| attempt.number)
         }));
     }
     let mut counts = Vec::new();
@@ -795,4 +797,93 @@ async fn logins_cost_one_verification_and_lock_out() {
         .await
         .unwrap();
     assert_eq!(before, after);
+}
+
+/// Counts verifications across tasks; "password" matches the hash "hash:password".
+#[derive(Default)]
+struct SharedCounting(std::sync::atomic::AtomicUsize);
+
+impl PasswordCheck for SharedCounting {
+    fn verify(&self, password: &str, hash: &str) -> bool {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        hash == format!("hash:{password}")
+    }
+
+    fn dummy_hash(&self) -> &str {
+        "dummy"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_guesses_gets_only_the_allowed_password_checks_on_postgres() {
+    let database = PgDatabase::create().await;
+    let setup = database.connect().await;
+    schema::migrate(&setup, hash).await.unwrap();
+    users::create(
+        &setup,
+        &registration("eve@example.com", "eve"),
+        "hash:secret",
+    )
+    .await
+    .unwrap();
+    let passwords = std::sync::Arc::new(SharedCounting::default());
+    let policy = LoginPolicy {
+        max_failures: 5,
+        lockout_secs: 300,
+    };
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let db = database.connect().await;
+        let passwords = passwords.clone();
+        tasks.push(tokio::spawn(async move {
+            let guess = format!("guess {i}");
+            let addr = format!("10.1.0.{i}:1");
+            login::check(&db, &*passwords, policy, "eve", &guess, &addr)
+                .await
+                .unwrap_err()
+                .status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses.sort();
+    let expected: Vec<u16> = [401; 5].into_iter().chain([429; 11]).collect();
+    assert_eq!(statuses, expected);
+    assert_eq!(
+        passwords.0.load(std::sync::atomic::Ordering::SeqCst),
+        5,
+        "no more password checks than the limit, however many guesses arrive at once"
+    );
+    drop(setup);
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn successful_logins_do_not_use_up_the_address() {
+    let dir = tempfile_dir();
+    let db = Sqlite::open(&dir.join("db.sqlite"));
+    schema::migrate(&db, hash).await.unwrap();
+    users::create(&db, &registration("fay@example.com", "fay"), "hash:secret")
+        .await
+        .unwrap();
+    let passwords = Counting(std::cell::Cell::new(0));
+    let policy = LoginPolicy {
+        max_failures: 3,
+        lockout_secs: 300,
+    };
+    for _ in 0..10 {
+        login::check(&db, &passwords, policy, "fay", "secret", "10.2.0.1:1")
+            .await
+            .unwrap();
+    }
+    let error = login::check(&db, &passwords, policy, "fay", "wrong", "10.2.0.1:1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.status(),
+        401,
+        "ten good logins left the address's budget whole"
+    );
 }
