@@ -12,15 +12,14 @@ use nexa_api::auth::{self, db_failure};
 use nexa_api::error::{ApiError, FieldError};
 use nexa_api::jwt::Claims;
 use nexa_api::login::{self, Bcrypt, LoginPolicy};
-use nexa_api::routes::{self, Endpoint};
+use nexa_api::routes::Endpoint;
 use nexa_api::sessions::{self, Refresh};
 use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
-use nexa_api::spin_http::{header, json, no_content, respond};
+use nexa_api::spin_http::{ApiRequest, json, no_content, respond};
 use nexa_api::users::{self, User};
 use nexa_api::validation::{Field, json_object};
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
-use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_service;
 
@@ -33,21 +32,18 @@ async fn handle(request: Request) -> Response<String> {
 }
 
 async fn route(request: Request) -> Result<Response<String>, ApiError> {
-    let endpoint = routes::resolve(request.method().as_str(), request.uri().path())?.endpoint;
-    let content_type = header(&request, "content-type").unwrap_or_default();
-    let authorization = header(&request, "authorization");
-    let cookie = header(&request, "cookie");
-    let client_addr = header(&request, "spin-client-addr").unwrap_or_default();
-    let secure = header(&request, "spin-full-url").is_some_and(|url| url.starts_with("https://"));
-    let body = request
-        .into_body()
-        .bytes()
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .to_vec();
+    let request = ApiRequest::read(request).await?;
+    let content_type = request.header("content-type").unwrap_or_default();
+    let authorization = request.header("authorization");
+    let cookie = request.header("cookie");
+    let client_addr = request.header("spin-client-addr").unwrap_or_default();
+    let secure = request
+        .header("spin-full-url")
+        .is_some_and(|url| url.starts_with("https://"));
+    let body = request.body;
 
     let db = open_migrated().await?;
-    match endpoint {
+    match request.matched.endpoint {
         Endpoint::IssueToken => {
             let (username, password) = credentials(&content_type, body).await?;
             token(&db, &username, &password, &client_addr, secure).await

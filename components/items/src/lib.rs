@@ -6,12 +6,11 @@ use nexa_api::cache;
 use nexa_api::db::DbError;
 use nexa_api::error::ApiError;
 use nexa_api::items::{self, NewItem};
-use nexa_api::routes::{self, Endpoint};
+use nexa_api::routes::Endpoint;
 use nexa_api::spin_db::{SpinDatabase, open_migrated as open, token_keys as keys};
-use nexa_api::spin_http::{header, is_json as json_content, json_text, no_content, respond};
+use nexa_api::spin_http::{ApiRequest, json_text, no_content, respond};
 use nexa_api::validation::{self, Completeness};
-use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{Request, Response};
 use spin_sdk::{http_service, key_value};
 
 #[http_service]
@@ -20,27 +19,14 @@ async fn handle(request: Request) -> Response<String> {
 }
 
 async fn route(request: Request) -> Result<Response<String>, ApiError> {
-    let matched = routes::resolve(request.method().as_str(), request.uri().path())?;
-    let authorization = header(&request, "authorization");
-    let query = request.uri().query().unwrap_or_default().to_string();
-    let is_json = json_content(&request);
-    let body = if matches!(
-        request.method(),
-        &Method::POST | &Method::PUT | &Method::PATCH
-    ) {
-        request
-            .into_body()
-            .bytes()
-            .await
-            .map_err(|_| ApiError::Internal)?
-            .to_vec()
-    } else {
-        Vec::new()
-    };
+    let request = ApiRequest::read(request).await?;
+    let matched = request.matched;
+    let authorization = request.header("authorization");
+    let (query, body) = (request.query.as_str(), request.body.as_slice());
 
     match (matched.endpoint, matched.id) {
         (Endpoint::ListItems, _) => {
-            let page = validation::page(&query)?;
+            let page = validation::page(query)?;
             let request = format!(
                 "list:{}:{}:{:?}:{:?}",
                 page.skip, page.limit, page.owner_id, page.order
@@ -69,10 +55,10 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
         ) => {
             let db = open().await?;
             let caller = auth::authenticate(&db, &keys().await?, authorization.as_deref()).await?;
-            if endpoint != Endpoint::DeleteItem && !is_json {
+            if endpoint != Endpoint::DeleteItem && !request.is_json() {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let response = write(&db, &caller, endpoint, id, &body).await?;
+            let response = write(&db, &caller, endpoint, id, body).await?;
             // Committed: every cached read from before is now out of date.
             new_generation().await;
             Ok(response)

@@ -4,13 +4,12 @@
 
 use nexa_api::auth::{self, Principal, db_failure};
 use nexa_api::error::ApiError;
-use nexa_api::routes::{self, Endpoint};
+use nexa_api::routes::Endpoint;
 use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
-use nexa_api::spin_http::{header, is_json, json, respond};
+use nexa_api::spin_http::{ApiRequest, json, respond};
 use nexa_api::users::{self, CreateError};
 use nexa_api::validation::{self, json_object};
 use serde_json::Value as Json;
-use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_service;
 
@@ -20,20 +19,10 @@ async fn handle(request: Request) -> Response<String> {
 }
 
 async fn route(request: Request) -> Result<Response<String>, ApiError> {
-    let matched = routes::resolve(request.method().as_str(), request.uri().path())?;
-    let authorization = header(&request, "authorization");
-    let query = request.uri().query().unwrap_or_default().to_string();
-    let json_body = is_json(&request);
-    let body = if matched.endpoint == Endpoint::CreateUser {
-        request
-            .into_body()
-            .bytes()
-            .await
-            .map_err(|_| ApiError::Internal)?
-            .to_vec()
-    } else {
-        Vec::new()
-    };
+    let request = ApiRequest::read(request).await?;
+    let matched = request.matched;
+    let authorization = request.header("authorization");
+    let (query, body) = (request.query.as_str(), request.body.as_slice());
 
     let db = open_migrated().await?;
     match (matched.endpoint, matched.id) {
@@ -48,10 +37,10 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
             if !is_admin && variable("allow_registration").await?.trim() != "true" {
                 return Err(ApiError::Forbidden("Registration is disabled"));
             }
-            if !json_body {
+            if !request.is_json() {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let new = users::new_user(&json_object(&body)?)?;
+            let new = users::new_user(&json_object(body)?)?;
             if new.role.is_some() && !is_admin {
                 return Err(ApiError::Forbidden("Not enough permissions"));
             }
@@ -73,7 +62,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
             if !principal.is_admin {
                 return Err(ApiError::Forbidden("Not enough permissions"));
             }
-            let page = validation::page(&query)?;
+            let page = validation::page(query)?;
             let all = users::list(&db, page.skip, page.limit)
                 .await
                 .map_err(db_failure)?;
