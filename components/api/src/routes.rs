@@ -1,6 +1,7 @@
 //! The route table: every path and method the API serves, as data. The
-//! components dispatch through [`resolve`] and the OpenAPI parity test reads
-//! the same table, so the document cannot drift from what is served.
+//! components dispatch through [`resolve`], and `tests/openapi.rs` checks
+//! `openapi.json` (served at `/openapi.json` by the fallback component)
+//! against the same table, so the document cannot drift from what is served.
 //!
 //! Paths answer with and without a trailing slash (no redirects). `{id}` is a
 //! positive integer; any other segment there names no resource (404 with the
@@ -8,10 +9,6 @@
 //! `GET` is.
 
 use crate::error::ApiError;
-
-/// The OpenAPI 3.1 description of [`ROUTES`], served at `/openapi.json`.
-/// `tests/openapi.rs` fails when the two disagree.
-pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
 
 /// What a request asks for, once its path and method are matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,7 +143,7 @@ fn fits(template: &str, segments: &[&str]) -> bool {
 }
 
 /// What a 404 says when a `{id}` path names no resource.
-pub fn not_found_detail(template: &str) -> &'static str {
+fn not_found_detail(template: &str) -> &'static str {
     if template.starts_with("/users/") {
         "User not found"
     } else if template.starts_with("/items/") {

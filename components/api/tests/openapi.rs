@@ -4,8 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use nexa_api::routes::{OPENAPI_DOCUMENT, ROUTES};
+use nexa_api::routes::ROUTES;
 use serde_json::Value;
+
+/// The document the fallback component embeds and serves.
+const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 

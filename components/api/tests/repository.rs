@@ -227,6 +227,32 @@ impl PgDatabase {
 
 // ---- the tests, run on both backends ---------------------------------------
 
+/// Runs each named `async fn(&impl Database)` as two tests, `<name>::sqlite`
+/// (a file in a temporary directory) and `<name>::postgres` (a database of
+/// its own, dropped afterwards).
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn sqlite() {
+                    let dir = tempfile_dir();
+                    super::$name(&Sqlite::open(&dir.join("db.sqlite"))).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    let database = PgDatabase::create().await;
+                    super::$name(&database.connect().await).await;
+                    database.drop_database().await;
+                }
+            }
+        )*
+    };
+}
+
 fn hash() -> Result<String, DbError> {
     Ok("$2b$04$fixedfixedfixedfixedfuXz0D7mJ4Z1vQ1c1sD1H0eYlM5cY0bK6".to_string())
 }
@@ -351,31 +377,7 @@ async fn items_round_trip<D: Database>(db: &D) {
     assert_eq!(items::get(db, created.id).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn sqlite_migrates_and_seeds_once() {
-    let dir = tempfile_dir();
-    first_use_migrates_and_seeds_once(&Sqlite::open(&dir.join("db.sqlite"))).await;
-}
-
-#[tokio::test]
-async fn postgres_migrates_and_seeds_once() {
-    let database = PgDatabase::create().await;
-    first_use_migrates_and_seeds_once(&database.connect().await).await;
-    database.drop_database().await;
-}
-
-#[tokio::test]
-async fn sqlite_items_round_trip() {
-    let dir = tempfile_dir();
-    items_round_trip(&Sqlite::open(&dir.join("db.sqlite"))).await;
-}
-
-#[tokio::test]
-async fn postgres_items_round_trip() {
-    let database = PgDatabase::create().await;
-    items_round_trip(&database.connect().await).await;
-    database.drop_database().await;
-}
+on_both_databases!(first_use_migrates_and_seeds_once, items_round_trip);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_use_seeds_once_on_postgres() {
@@ -478,18 +480,7 @@ async fn users_round_trip<D: Database>(db: &D) {
     assert_eq!(users::list(db, 1, 10).await.unwrap(), vec![alice]);
 }
 
-#[tokio::test]
-async fn sqlite_users_round_trip() {
-    let dir = tempfile_dir();
-    users_round_trip(&Sqlite::open(&dir.join("db.sqlite"))).await;
-}
-
-#[tokio::test]
-async fn postgres_users_round_trip() {
-    let database = PgDatabase::create().await;
-    users_round_trip(&database.connect().await).await;
-    database.drop_database().await;
-}
+on_both_databases!(users_round_trip);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicate_registration_race_has_one_winner_on_postgres() {
@@ -567,18 +558,7 @@ async fn refresh_rotation<D: Database>(db: &D) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_refresh_rotation() {
-    let dir = tempfile_dir();
-    refresh_rotation(&Sqlite::open(&dir.join("db.sqlite"))).await;
-}
-
-#[tokio::test]
-async fn postgres_refresh_rotation() {
-    let database = PgDatabase::create().await;
-    refresh_rotation(&database.connect().await).await;
-    database.drop_database().await;
-}
+on_both_databases!(refresh_rotation);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_of_one_token_have_one_winner_on_postgres() {
@@ -660,18 +640,7 @@ async fn failed_logins_lock_out<D: Database>(db: &D) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_failed_logins_lock_out() {
-    let dir = tempfile_dir();
-    failed_logins_lock_out(&Sqlite::open(&dir.join("db.sqlite"))).await;
-}
-
-#[tokio::test]
-async fn postgres_failed_logins_lock_out() {
-    let database = PgDatabase::create().await;
-    failed_logins_lock_out(&database.connect().await).await;
-    database.drop_database().await;
-}
+on_both_databases!(failed_logins_lock_out);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_guessing_is_counted_exactly_on_postgres() {

@@ -3,34 +3,17 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, Host, SECRET_RUNTIME_CONFIG};
+use crate::support::{AppDir, Host, SECRET_RUNTIME_CONFIG, fixture_manifest};
 
+/// The fixture app plus a private copy of the fixture, reachable only as
+/// `http://internal.spin.internal`.
 fn manifest(allowed: &str) -> String {
-    format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "test"
-[variables]
-greeting = {{ default = "hello" }}
-secret_word = {{ required = true, secret = true }}
-[[trigger.http]]
-route = "/fixture/..."
-component = "fixture"
-[[trigger.http]]
-route = {{ private = true }}
-component = "internal"
-[[trigger.http]]
-route = "/..."
-component = "fallback"
-[component.fixture]
-source = "{{fixture}}"
-allowed_outbound_hosts = [{allowed}]
-[component.internal]
-source = "{{fixture}}"
-[component.fallback]
-source = "{{fallback}}"
-"#
-    )
+    let mut manifest = fixture_manifest(&format!("allowed_outbound_hosts = [{allowed}]"));
+    manifest.push_str(
+        "[[trigger.http]]\nroute = { private = true }\ncomponent = \"internal\"\n\
+         [component.internal]\nsource = \"{fixture}\"\n",
+    );
+    manifest
 }
 
 fn start(allowed: &str) -> (AppDir, Host) {
