@@ -45,7 +45,7 @@ fn main() -> Result<()> {
         r#"wasmtime::component::bindgen!({{
     path: {path:?},
     world: "nexa:platform/spin-capabilities",
-    imports: {{ default: async | store | trappable }},
+    imports: {{ default: async | store | trappable | tracing }},
     with: {{
         "spin:key-value/key-value.store": crate::capabilities::key_value::OpenStore,
         "spin:sqlite/sqlite.connection": crate::capabilities::sqlite::OpenConnection,

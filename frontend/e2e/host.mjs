@@ -41,7 +41,8 @@ function nexaBinary() {
 
 /**
  * Starts a host and resolves once it answers. `variables` become
- * `SPIN_VARIABLE_*` environment variables (consulted before the runtime config).
+ * `SPIN_VARIABLE_*` environment variables, consulted after the runtime config's
+ * providers (Spin's order): use them for variables the dev config does not set.
  */
 export async function startHost({ variables = {} } = {}) {
   const port = await freePort();

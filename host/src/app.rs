@@ -1,10 +1,19 @@
-//! Loading an app: read and validate every file, build the capabilities'
-//! app-level state, compile (or load from cache) and pre-instantiate every
-//! component. All of it happens before the socket is bound; nothing here runs
-//! per request.
+//! Loading an app, in named stages that each can be run (and tested) alone:
+//!
+//! 1. [`AppFiles::read`] — parse: spin.toml, the runtime config and nexa.toml,
+//!    each checked on its own;
+//! 2. [`ResolvedApp::resolve`] — resolve config: the routes, every
+//!    capability's app-level state, and what each component is granted;
+//! 3. [`compile_components`] — compile each component (or load it from the
+//!    artifact cache) and check its imports against the Nexa world;
+//! 4. [`crate::store::build_linker`] — link: every capability's host functions;
+//! 5. [`pre_instantiate`] — pre-instantiate each component and wrap it in
+//!    wasmtime-wasi-http's `ProxyHandler`, which pools and reuses instances.
+//!
+//! All of it happens before the socket is bound; nothing here runs per request.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,27 +21,21 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use wasmtime::component::GuestTaskId;
+use wasmtime::component::{Component, GuestTaskId, Linker};
 use wasmtime::{Engine, Store, StoreContextMut};
-use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
     WorkerStatus,
 };
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
-use crate::capabilities::ComponentCapabilities;
 use crate::capabilities::allowed_hosts::AllowedHosts;
-use crate::capabilities::key_value::{self, KeyValueGrant, KeyValueState};
-use crate::capabilities::outbound_http::{
-    OutboundHttpConfig, OutboundHttpGrant, OutboundHttpState,
-};
-use crate::capabilities::postgres::{PostgresConfig, PostgresGrant, PostgresState};
-use crate::capabilities::redis::{RedisConfig, RedisGrant, RedisState};
-use crate::capabilities::sqlite::{self, SqliteGrant, SqliteState};
-use crate::capabilities::variables::{ProviderConfig, VariablesState};
+use crate::capabilities::outbound_http::{ChainedResponse, ServiceChaining};
+use crate::capabilities::postgres::PostgresState;
+use crate::capabilities::{AppCapabilities, AppContext, ComponentContext, ComponentGrants};
 use crate::config::host::HostConfig;
 use crate::config::manifest::LoadedManifest;
-use crate::config::runtime::{LoadedRuntimeConfig, VariablesProviderConfig};
+use crate::config::runtime::LoadedRuntimeConfig;
 use crate::engine::{ArtifactCache, EPOCH_TICK, build_engine};
 use crate::routes::RouteTable;
 use crate::store::{StoreData, build_linker};
@@ -52,12 +55,44 @@ pub struct AppOptions {
 pub struct App {
     pub name: String,
     pub routes: RouteTable,
-    pub components: Arc<HashMap<String, LoadedComponent>>,
+    pub components: Arc<ComponentRegistry>,
     /// The Postgres pools, for their gauges.
     pub postgres: Arc<PostgresState>,
     pub host: HostConfig,
     pub artifacts: Arc<ArtifactCache>,
     _epoch: EpochTicker,
+}
+
+/// The app's components by id.
+pub struct ComponentRegistry(HashMap<String, LoadedComponent>);
+
+impl ComponentRegistry {
+    pub fn get(&self, id: &str) -> Option<&LoadedComponent> {
+        self.0.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl ServiceChaining for ComponentRegistry {
+    fn dispatch(
+        &self,
+        id: &str,
+        request: http::Request<WasiBody>,
+        timeout: Duration,
+    ) -> Option<ChainedResponse> {
+        let handler = self.0.get(id)?.handler.clone();
+        let deadline = Deadline::after(timeout);
+        Some(Box::pin(async move {
+            Ok(handler.handle(deadline, request).await?)
+        }))
+    }
 }
 
 /// One component, pre-instantiated, with its instance pool.
@@ -71,6 +106,56 @@ pub struct LoadedComponent {
 
 impl App {
     pub async fn load(options: &AppOptions) -> anyhow::Result<Self> {
+        let files = AppFiles::read(options)?;
+        let resolved = ResolvedApp::resolve(files)?;
+        let engine = build_engine(&resolved.files.host)?;
+        let artifacts = Arc::new(ArtifactCache::new(
+            &engine,
+            resolved.files.state_dir.join("nexa-artifacts"),
+        ));
+        let compiled = compile_components(&engine, &artifacts, &resolved.components)?;
+        let linker = build_linker(&engine)?;
+        let limits = InstanceLimits::from(&resolved.files.host);
+        let mut components = HashMap::new();
+        for (plan, component) in resolved.components.into_iter().zip(compiled) {
+            let loaded = pre_instantiate(&engine, &linker, plan, &component, limits)?;
+            components.insert(loaded.id.clone(), loaded);
+        }
+        let components = Arc::new(ComponentRegistry(components));
+        let chaining: Arc<dyn ServiceChaining> = components.clone();
+        resolved
+            .capabilities
+            .outbound_http
+            .set_components(Arc::downgrade(&chaining));
+        let stats = &artifacts.stats;
+        tracing::info!(
+            compiled = stats.compiled.load(Ordering::Relaxed),
+            loaded_from_cache = stats.loaded.load(Ordering::Relaxed),
+            "artifact cache"
+        );
+        Ok(Self {
+            name: resolved.files.manifest.manifest.application.name.clone(),
+            routes: resolved.routes,
+            components,
+            postgres: resolved.capabilities.postgres.clone(),
+            host: resolved.files.host,
+            artifacts,
+            _epoch: EpochTicker::start(engine),
+        })
+    }
+}
+
+/// Stage 1: the app's files, each parsed and checked on its own.
+pub struct AppFiles {
+    pub manifest: LoadedManifest,
+    pub runtime: LoadedRuntimeConfig,
+    pub host: HostConfig,
+    /// Where embedded stores and the artifact cache live.
+    pub state_dir: PathBuf,
+}
+
+impl AppFiles {
+    pub fn read(options: &AppOptions) -> anyhow::Result<Self> {
         let manifest = LoadedManifest::load(&options.manifest)?;
         let runtime = match &options.runtime_config {
             Some(path) => LoadedRuntimeConfig::load(path)?,
@@ -98,39 +183,38 @@ impl App {
                     .map(|p| runtime.resolve(p))
             })
             .unwrap_or_else(|| manifest.dir.join(".spin"));
+        Ok(Self {
+            manifest,
+            runtime,
+            host,
+            state_dir,
+        })
+    }
+}
 
-        let variables =
-            VariablesState::new(manifest.manifest.variables.clone(), providers(&runtime)?);
-        variables.check_required()?;
-        let routes = RouteTable::build(&manifest)?;
+/// Stage 2: what the files say together.
+pub struct ResolvedApp {
+    pub files: AppFiles,
+    pub routes: RouteTable,
+    pub capabilities: AppCapabilities,
+    pub components: Vec<ComponentPlan>,
+}
 
-        // Which stores and databases the components use, checked against
-        // what the runtime config defines.
-        let store_configs = key_value::stores_from_runtime_config(&runtime, &state_dir);
-        let database_files = sqlite::databases_from_runtime_config(&runtime, &state_dir);
-        let mut used_stores = HashSet::new();
-        let mut used_databases = HashSet::new();
-        for (id, component) in &manifest.manifest.component {
-            for label in &component.key_value_stores {
-                if !store_configs.contains_key(label) {
-                    bail!(
-                        "{}: component \"{id}\" uses key-value store \"{label}\", which is not defined; add [key_value_store.{label}] to the runtime config",
-                        manifest.path.display()
-                    );
-                }
-                used_stores.insert(label.clone());
-            }
-            for label in &component.sqlite_databases {
-                if !database_files.contains_key(label) {
-                    bail!(
-                        "{}: component \"{id}\" uses SQLite database \"{label}\", which is not defined; add [sqlite_database.{label}] to the runtime config",
-                        manifest.path.display()
-                    );
-                }
-                used_databases.insert(label.clone());
-            }
-        }
-        for id in host.component.keys() {
+/// One component, resolved: where its wasm is and everything it is granted.
+pub struct ComponentPlan {
+    pub id: String,
+    pub wasm: PathBuf,
+    pub environment: BTreeMap<String, String>,
+    pub grants: ComponentGrants,
+    pub slots: Option<(Arc<tokio::sync::Semaphore>, Duration)>,
+}
+
+impl ResolvedApp {
+    pub fn resolve(files: AppFiles) -> anyhow::Result<Self> {
+        let manifest = &files.manifest;
+        let in_manifest = |e: anyhow::Error| anyhow::anyhow!("{}: {e:#}", manifest.path.display());
+        let routes = RouteTable::build(manifest)?;
+        for id in files.host.component.keys() {
             if !manifest.manifest.component.contains_key(id) {
                 bail!(
                     "nexa.toml: [component.{id}] names no component of {}",
@@ -138,159 +222,100 @@ impl App {
                 );
             }
         }
-        let key_value_state = Arc::new(KeyValueState::open(&store_configs, &used_stores)?);
-        let sqlite_state = Arc::new(SqliteState::open(&database_files, &used_databases)?);
-
-        let mut postgres_config = PostgresConfig::default();
-        if let Some(max) = runtime.config.outbound_pg.max_connections {
-            postgres_config.max_connections = max.max(1);
-        }
-        let postgres = Arc::new(PostgresState::new(postgres_config));
-        let redis = Arc::new(RedisState::new(RedisConfig {
-            max_connections: runtime.config.outbound_redis.max_connections,
-            ..RedisConfig::default()
-        }));
-        let outbound_http = Arc::new(OutboundHttpState::new(OutboundHttpConfig::default()));
-
-        let engine = build_engine(&host)?;
-        let linker = build_linker(&engine)?;
-        let artifacts = Arc::new(ArtifactCache::new(
-            &engine,
-            state_dir.join("nexa-artifacts"),
-        ));
-        let mut components = HashMap::new();
+        let capabilities = AppCapabilities::build(&AppContext {
+            manifest,
+            runtime: &files.runtime,
+            state_dir: &files.state_dir,
+        })?;
+        let mut components = Vec::new();
         for (id, decl) in &manifest.manifest.component {
             let allowed_hosts = Arc::new(
-                AllowedHosts::parse(&decl.allowed_outbound_hosts, &variables).map_err(|e| {
-                    anyhow::anyhow!("{}: component \"{id}\": {e}", manifest.path.display())
-                })?,
+                AllowedHosts::parse(&decl.allowed_outbound_hosts, &capabilities.variables)
+                    .map_err(|e| anyhow::anyhow!("component \"{id}\": {e}"))
+                    .map_err(in_manifest)?,
             );
-            let capabilities = ComponentCapabilities {
-                variables: Arc::new(variables.for_component(id, &decl.variables)?),
-                key_value: Arc::new(KeyValueGrant {
-                    allowed: decl.key_value_stores.iter().cloned().collect(),
-                    state: key_value_state.clone(),
-                }),
-                sqlite: Arc::new(SqliteGrant {
-                    allowed: decl.sqlite_databases.iter().cloned().collect(),
-                    state: sqlite_state.clone(),
-                }),
-                postgres: Arc::new(PostgresGrant {
-                    component: id.clone(),
-                    allowed_hosts: allowed_hosts.clone(),
-                    state: postgres.clone(),
-                }),
-                redis: Arc::new(RedisGrant {
-                    component: id.clone(),
-                    allowed_hosts: allowed_hosts.clone(),
-                    state: redis.clone(),
-                }),
-                outbound_http: Arc::new(OutboundHttpGrant {
-                    component: id.clone(),
-                    allowed_hosts,
-                    state: outbound_http.clone(),
-                }),
-            };
-            let wasm = manifest.resolve(&decl.source);
-            let component = artifacts.load(&engine, id, &wasm)?;
-            crate::contract::check(&engine, id, &component)?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("component \"{id}\": linking its imports"))?;
-            let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!("component \"{id}\": not a wasi:http/handler@0.3.0 component")
-                })?;
-            let instances = ComponentInstances {
-                engine: engine.clone(),
-                pre: ProxyPre::P3(pre),
-                capabilities,
-                environment: decl.environment.clone(),
-                limits: InstanceLimits::from(&host),
-            };
-            let slots = host.component.get(id).map(|limits| {
+            let grants = capabilities
+                .grant(&ComponentContext {
+                    id,
+                    decl,
+                    allowed_hosts: &allowed_hosts,
+                    variables: &capabilities.variables,
+                })
+                .map_err(in_manifest)?;
+            let slots = files.host.component.get(id).map(|limits| {
                 let wait = limits
                     .queue_timeout_ms
                     .map(Duration::from_millis)
-                    .unwrap_or_else(|| host.queue_timeout());
+                    .unwrap_or_else(|| files.host.queue_timeout());
                 (
-                    Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests)),
+                    Arc::new(tokio::sync::Semaphore::new(
+                        limits.max_concurrent_requests.get(),
+                    )),
                     wait,
                 )
             });
-            components.insert(
-                id.clone(),
-                LoadedComponent {
-                    id: id.clone(),
-                    handler: ProxyHandler::new(instances),
-                    slots,
-                },
-            );
+            components.push(ComponentPlan {
+                id: id.clone(),
+                wasm: manifest.resolve(&decl.source),
+                environment: decl.environment.clone(),
+                grants,
+                slots,
+            });
         }
-        let components = Arc::new(components);
-        outbound_http.set_components(&components);
-        let stats = &artifacts.stats;
-        tracing::info!(
-            compiled = stats.compiled.load(Ordering::Relaxed),
-            loaded_from_cache = stats.loaded.load(Ordering::Relaxed),
-            "artifact cache"
-        );
         Ok(Self {
-            name: manifest.manifest.application.name.clone(),
+            files,
             routes,
+            capabilities,
             components,
-            postgres,
-            host,
-            artifacts,
-            _epoch: EpochTicker::start(engine),
         })
     }
 }
 
-/// The runtime config's providers as the variables capability wants them.
-fn providers(runtime: &LoadedRuntimeConfig) -> anyhow::Result<Vec<ProviderConfig>> {
-    runtime
-        .config
-        .variables_provider
+/// Stage 3: each component compiled (or loaded from the artifact cache) and
+/// checked against the Nexa world, in `plans` order.
+pub fn compile_components(
+    engine: &Engine,
+    artifacts: &ArtifactCache,
+    plans: &[ComponentPlan],
+) -> anyhow::Result<Vec<Component>> {
+    plans
         .iter()
-        .map(|provider| {
-            Ok(match provider {
-                VariablesProviderConfig::Env {
-                    prefix,
-                    dotenv_path,
-                } => ProviderConfig::Env {
-                    prefix: prefix
-                        .clone()
-                        .unwrap_or_else(|| ProviderConfig::DEFAULT_ENV_PREFIX.to_string()),
-                    dotenv: match dotenv_path {
-                        Some(path) => read_dotenv(&runtime.resolve(path))?,
-                        None => BTreeMap::new(),
-                    },
-                },
-                VariablesProviderConfig::Static { values } => {
-                    ProviderConfig::Static(values.clone())
-                }
-            })
+        .map(|plan| {
+            let component = artifacts.load(engine, &plan.id, &plan.wasm)?;
+            crate::contract::check(engine, &plan.id, &component)?;
+            Ok(component)
         })
         .collect()
 }
 
-/// `KEY=value` lines; `#` comments and blank lines skipped, quotes trimmed.
-fn read_dotenv(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading dotenv file {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| {
-            let key = key.trim().trim_start_matches("export ").trim();
-            (key.to_string(), value.trim().trim_matches('"').to_string())
-        })
-        .collect())
+/// Stage 5: links one component's imports once and readies its instance pool.
+pub fn pre_instantiate(
+    engine: &Engine,
+    linker: &Linker<StoreData>,
+    plan: ComponentPlan,
+    component: &Component,
+    limits: InstanceLimits,
+) -> anyhow::Result<LoadedComponent> {
+    let id = plan.id;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("component \"{id}\": linking its imports"))?;
+    let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("component \"{id}\": not a wasi:http/handler@0.3.0 component"))?;
+    let instances = ComponentInstances {
+        engine: engine.clone(),
+        pre: ProxyPre::P3(pre),
+        grants: plan.grants,
+        environment: plan.environment,
+        limits,
+    };
+    Ok(LoadedComponent {
+        id,
+        handler: ProxyHandler::new(instances),
+        slots: plan.slots,
+    })
 }
 
 /// Instance lifetimes, from `nexa.toml`.
@@ -306,9 +331,9 @@ pub struct InstanceLimits {
 impl From<&HostConfig> for InstanceLimits {
     fn from(host: &HostConfig) -> Self {
         Self {
-            max_memory_bytes: host.max_instance_memory_bytes,
-            max_reuse: host.max_instance_reuse_count,
-            max_concurrent_reuse: host.max_instance_concurrent_reuse_count,
+            max_memory_bytes: host.max_instance_memory_bytes.get(),
+            max_reuse: host.max_instance_reuse_count.get(),
+            max_concurrent_reuse: host.max_instance_concurrent_reuse_count.get(),
             idle_timeout: host.idle_instance_timeout(),
             request_timeout: host.request_timeout(),
         }
@@ -321,7 +346,7 @@ impl From<&HostConfig> for InstanceLimits {
 pub struct ComponentInstances {
     engine: Engine,
     pre: ProxyPre<StoreData>,
-    capabilities: ComponentCapabilities,
+    grants: ComponentGrants,
     environment: BTreeMap<String, String>,
     limits: InstanceLimits,
 }
@@ -335,7 +360,7 @@ impl HandlerState for ComponentInstances {
         &self,
     ) -> wasmtime::Result<Instance<StoreData, InstanceExpiration, InstanceWorker>> {
         let data = StoreData::new(
-            self.capabilities.clone(),
+            self.grants.clone(),
             &self.environment,
             self.limits.max_memory_bytes,
         );
@@ -362,9 +387,27 @@ pub struct InstanceWorker {
     limits: InstanceLimits,
 }
 
+/// When one request must have its response: set once at the edge (or by the
+/// caller of a chained request) and enforced by the instance handler, which
+/// expires the request at that instant. `InstanceExpiration` retires an
+/// instance still busy past the same timeout, as wasmtime-wasi-http asks for
+/// as a second line of defence; the edge only classifies the failure.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(tokio::time::Instant);
+
+impl Deadline {
+    pub fn after(timeout: Duration) -> Self {
+        Self(tokio::time::Instant::now() + timeout)
+    }
+
+    pub fn has_passed(&self) -> bool {
+        tokio::time::Instant::now() >= self.0
+    }
+}
+
 impl WorkerState for InstanceWorker {
     type StoreData = StoreData;
-    type RequestData = ();
+    type RequestData = Deadline;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.limits.max_reuse {
@@ -379,10 +422,10 @@ impl WorkerState for InstanceWorker {
     fn on_request_start(
         &self,
         _store: StoreContextMut<'_, StoreData>,
-        _data: (),
+        deadline: Deadline,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
-        Box::pin(tokio::time::sleep(self.limits.request_timeout))
+        Box::pin(tokio::time::sleep_until(deadline.0))
     }
 
     fn drop(&self, _store: Store<StoreData>, result: wasmtime::Result<()>) {
@@ -457,5 +500,77 @@ impl EpochTicker {
 impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An app directory with one component whose wasm does not exist: the
+    /// first two stages need no wasm at all.
+    fn app_dir(component_keys: &str, runtime_config: &str) -> (tempfile::TempDir, AppOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("spin.toml"),
+            format!(
+                "spin_manifest_version = 2\n[application]\nname = \"stages\"\n\
+                 [variables]\ngreeting = {{ default = \"hi\" }}\n\
+                 [[trigger.http]]\nroute = \"/...\"\ncomponent = \"web\"\n\
+                 [component.web]\nsource = \"web.wasm\"\n{component_keys}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("rc.toml"), runtime_config).unwrap();
+        let options = AppOptions {
+            manifest: dir.path().join("spin.toml"),
+            runtime_config: Some(dir.path().join("rc.toml")),
+            host_config: None,
+            state_dir: Some(dir.path().join("state")),
+        };
+        (dir, options)
+    }
+
+    #[tokio::test]
+    async fn parse_and_resolve_run_without_wasm() {
+        let (dir, options) = app_dir(
+            "key_value_stores = [\"default\"]\nvariables = { message = \"{{ greeting }}\" }",
+            "",
+        );
+        let files = AppFiles::read(&options).unwrap();
+        assert_eq!(files.state_dir, dir.path().join("state"));
+        let resolved = ResolvedApp::resolve(files).unwrap();
+        assert_eq!(resolved.components.len(), 1);
+        let web = &resolved.components[0];
+        assert_eq!(web.wasm, dir.path().join("web.wasm"));
+        assert_eq!(web.grants.variables.get("message"), Some("hi"));
+        assert!(web.grants.key_value.allowed.contains("default"));
+        assert!(resolved.routes.route("/anything").is_some());
+    }
+
+    #[tokio::test]
+    async fn resolve_names_an_undefined_store() {
+        let (_dir, options) = app_dir("key_value_stores = [\"audit\"]", "");
+        let files = AppFiles::read(&options).unwrap();
+        let error = format!("{:#}", ResolvedApp::resolve(files).err().unwrap());
+        assert!(error.contains("spin.toml"), "{error}");
+        assert!(error.contains("\"audit\""), "{error}");
+        assert!(error.contains("[key_value_store.audit]"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn compile_names_a_missing_wasm_and_the_fix() {
+        let (_dir, options) = app_dir("", "");
+        let resolved = ResolvedApp::resolve(AppFiles::read(&options).unwrap()).unwrap();
+        let engine = build_engine(&resolved.files.host).unwrap();
+        let artifacts = ArtifactCache::new(&engine, resolved.files.state_dir.join("a"));
+        let error = format!(
+            "{:#}",
+            compile_components(&engine, &artifacts, &resolved.components)
+                .err()
+                .unwrap()
+        );
+        assert!(error.contains("web.wasm"), "{error}");
+        assert!(error.contains("nexa build"), "{error}");
     }
 }

@@ -5,7 +5,7 @@
 //! compatibility hash and the sha256 of the wasm, so the next start-up only
 //! maps it back in.
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -30,7 +30,7 @@ pub fn build_engine(host: &HostConfig) -> anyhow::Result<Engine> {
     // never returns can still be timed out and dropped.
     config.epoch_interruption(true);
 
-    let instances = host.max_instances;
+    let instances = host.max_instances.get();
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(instances)
@@ -38,11 +38,35 @@ pub fn build_engine(host: &HostConfig) -> anyhow::Result<Engine> {
         .total_memories(instances)
         .total_tables(instances.saturating_mul(2))
         .total_stacks(instances)
-        .max_memory_size(host.max_instance_memory_bytes);
+        .max_memory_size(host.max_instance_memory_bytes.get());
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("creating the wasmtime engine (pooling allocator)")
+}
+
+/// A stable name for what wasmtime calls the engine's compatibility: the
+/// sha256 of its `precompile_compatibility_hash` (wasmtime version, target and
+/// every setting that changes code). `std`'s `DefaultHasher` would do, but its
+/// output may change between Rust releases, silently emptying the cache.
+pub fn engine_key(engine: &Engine) -> String {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hex::encode(&hasher.0.finalize()[..12])
+}
+
+/// Feeds `Hash` output into sha256.
+struct Sha256Hasher(Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().expect("sha256 is 32 bytes"))
+    }
 }
 
 /// Counts of how components were obtained at start-up (and at swaps).
@@ -61,13 +85,19 @@ pub struct ArtifactCache {
 
 impl ArtifactCache {
     pub fn new(engine: &Engine, dir: PathBuf) -> Self {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
             dir,
-            engine_key: format!("{:016x}", hasher.finish()),
+            engine_key: engine_key(engine),
             stats: ArtifactCacheStats::default(),
         }
+    }
+
+    /// Where the artifact of `wasm` for this engine lives: named by the
+    /// engine's key and the wasm's sha256, so a different engine or different
+    /// bytes never find each other's artifact.
+    pub fn artifact_path(&self, wasm: &[u8]) -> PathBuf {
+        let digest = hex::encode(Sha256::digest(wasm));
+        self.dir.join(format!("{}-{digest}.cwasm", self.engine_key))
     }
 
     /// The compiled component for `wasm`: from the cache when this engine
@@ -79,8 +109,7 @@ impl ArtifactCache {
                 wasm_path.display()
             )
         })?;
-        let digest = hex::encode(Sha256::digest(&wasm));
-        let artifact = self.dir.join(format!("{}-{digest}.cwasm", self.engine_key));
+        let artifact = self.artifact_path(&wasm);
         let started = Instant::now();
         if artifact.exists() {
             // SAFETY: the file was written by `Engine::precompile_component` of
@@ -127,5 +156,26 @@ impl ArtifactCache {
         let temporary = artifact.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&temporary, bytes)?;
         std::fs::rename(&temporary, artifact)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_is_stable_per_engine_and_follows_the_wasm() {
+        let host = HostConfig::default();
+        let first = ArtifactCache::new(&build_engine(&host).unwrap(), PathBuf::from("/c"));
+        let second = ArtifactCache::new(&build_engine(&host).unwrap(), PathBuf::from("/c"));
+        let wasm = b"\0asm one component";
+        assert_eq!(first.artifact_path(wasm), second.artifact_path(wasm));
+        assert_ne!(
+            first.artifact_path(wasm),
+            first.artifact_path(b"\0asm another component")
+        );
+        // sha256-derived, fixed width: no std hasher whose output may change.
+        assert_eq!(first.engine_key.len(), 24);
+        assert!(first.engine_key.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 }

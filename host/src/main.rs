@@ -7,8 +7,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nexa_host::app::{App, AppOptions};
+use nexa_host::capabilities::calls::{CapabilityCallLayer, CapabilityCalls};
 use nexa_host::config::manifest::LoadedManifest;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[derive(Parser)]
 #[command(
@@ -57,13 +61,27 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn")),
+    let log_filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    // The capability-call spans carry guest arguments and results (variable
+    // values among them): never printed, whatever RUST_LOG says.
+    let not_a_capability_call = tracing_subscriber::filter::filter_fn(|metadata| {
+        !metadata.target().starts_with("nexa_host::spin_bindings")
+            && metadata.name() != nexa_host::capabilities::calls::CALL_SPAN
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(
+                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                )
+                .with_filter(log_filter.and(not_a_capability_call)),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with(
+            CapabilityCallLayer::new(CapabilityCalls::global())
+                .with_filter(CapabilityCallLayer::filter()),
+        )
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,24 +1,33 @@
 //! The HTTP edge: one axum router whose fallback dispatches every request
 //! through the route table to a component, with the host's own policies
-//! around it, in this order: request id → load shedding (concurrency limit
-//! with a short queue) → route → `spin-*` headers → deadline → component.
+//! around it, in this order: request id (tower-http) → host errors rendered
+//! as JSON → body size limit (tower-http) → route → body read → load shedding
+//! (app-wide, then the component's own slots) → `spin-*` headers → the
+//! component, under the request's deadline.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use http::header::{CONTENT_TYPE, HOST, RETRY_AFTER};
+use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use wasmtime_wasi_http::handler::ExpirationError;
+
+use crate::app::Deadline;
 
 use crate::app::App;
 use crate::routes::{header_value, is_spin_header};
@@ -33,14 +42,27 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(app: App) -> Arc<Self> {
-        let slots = Arc::new(Semaphore::new(app.host.max_concurrent_requests));
+        let slots = Arc::new(Semaphore::new(app.host.max_concurrent_requests.get()));
         Arc::new(Self { app, slots })
     }
 }
 
 /// The router, separate from `serve` so tests can drive it without a socket.
+/// The middleware stack, outermost first: drop an unusable client request id,
+/// set one (tower-http), copy it to the response, render the host's errors
+/// (including tower-http's own 413) as JSON, limit the body size.
 pub fn router(state: Arc<ServerState>) -> Router {
-    Router::new().fallback(dispatch).with_state(state)
+    let body_limit = state.app.host.max_request_body_bytes;
+    Router::new().fallback(dispatch).with_state(state).layer(
+        ServiceBuilder::new()
+            .map_request(drop_unusable_request_id)
+            .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(axum::middleware::from_fn(move |request, next| {
+                render_bare_errors(body_limit, request, next)
+            }))
+            .layer(RequestBodyLimitLayer::new(body_limit)),
+    )
 }
 
 /// Errors the host itself answers with: JSON `{"detail", "request_id"}`.
@@ -53,6 +75,8 @@ pub enum HostError {
     Overloaded,
     #[error("Request body is larger than {0} bytes")]
     BodyTooLarge(usize),
+    #[error("The request body could not be read")]
+    BodyUnreadable,
     #[error("The component did not respond within {0} ms")]
     Timeout(u128),
     #[error("The component failed while handling the request")]
@@ -67,6 +91,7 @@ impl HostError {
             HostError::NoRoute => StatusCode::NOT_FOUND,
             HostError::Overloaded | HostError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             HostError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HostError::BodyUnreadable => StatusCode::BAD_REQUEST,
             HostError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             HostError::ComponentFailed => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -89,23 +114,62 @@ impl HostError {
     }
 }
 
-/// `x-request-id` from the client when it is a sane token, else a new one.
-fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
+/// Whether a client's `x-request-id` may be kept: a short token of
+/// `[A-Za-z0-9._-]`, so it is safe in logs and headers.
+fn is_usable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn drop_unusable_request_id<B>(mut request: Request<B>) -> Request<B> {
+    if request
+        .headers()
         .get(&REQUEST_ID)
-        .filter(|value| {
-            let bytes = value.as_bytes();
-            !bytes.is_empty()
-                && bytes.len() <= 128
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        })
+        .is_some_and(|id| !is_usable_request_id(id))
+    {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+/// New request ids: a v4 uuid without dashes.
+#[derive(Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+fn request_id_of<B>(request: &Request<B>) -> HeaderValue {
+    request
+        .headers()
+        .get(&REQUEST_ID)
         .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
-                .expect("a uuid is a valid header value")
-        })
+        .unwrap_or_else(|| HeaderValue::from_static("-"))
+}
+
+/// tower-http answers a declared over-limit body itself, with plain text;
+/// the host's clients get the JSON error shape for it like for every other
+/// host error.
+async fn render_bare_errors(body_limit: usize, request: Request<Body>, next: Next) -> Response {
+    let id = request_id_of(&request);
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return HostError::BodyTooLarge(body_limit).into_response_with_id(&id);
+    }
+    response
 }
 
 async fn dispatch(
@@ -113,13 +177,27 @@ async fn dispatch(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
-    let id = request_id(request.headers());
+    let id = request_id_of(&request);
     match handle(&state, client, request, &id).await {
-        Ok(mut response) => {
-            response.headers_mut().insert(REQUEST_ID, id);
-            response
-        }
+        Ok(response) => response,
         Err(error) => error.into_response_with_id(&id),
+    }
+}
+
+/// Reads the whole (size-limited) body before the request takes a
+/// concurrency slot, so a slow sender holds no slot, and an over-limit chunked
+/// body is a 413 rather than a failure inside the component.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, HostError> {
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => {
+            let error = error.into_inner();
+            if error.is::<http_body_util::LengthLimitError>() {
+                Err(HostError::BodyTooLarge(limit))
+            } else {
+                Err(HostError::BodyUnreadable)
+            }
+        }
     }
 }
 
@@ -130,12 +208,7 @@ async fn handle(
     id: &HeaderValue,
 ) -> Result<Response, HostError> {
     let host = &state.app.host;
-    // Load shedding: wait briefly for a slot, then refuse.
-    let permit = tokio::time::timeout(host.queue_timeout(), state.slots.clone().acquire_owned())
-        .await
-        .map_err(|_| HostError::Overloaded)?
-        .map_err(|_| HostError::Overloaded)?;
-
+    let deadline = Deadline::after(host.request_timeout());
     let route = state
         .app
         .routes
@@ -146,7 +219,14 @@ async fn handle(
         .components
         .get(route.component())
         .ok_or(HostError::NoRoute)?;
+    let (mut parts, body) = request.into_parts();
+    let body = read_body(body, host.max_request_body_bytes).await?;
 
+    // Load shedding: wait briefly for a slot, then refuse.
+    let permit = tokio::time::timeout(host.queue_timeout(), state.slots.clone().acquire_owned())
+        .await
+        .map_err(|_| HostError::Overloaded)?
+        .map_err(|_| HostError::Overloaded)?;
     let component_permit = match &component.slots {
         Some((slots, wait)) => Some(
             tokio::time::timeout(*wait, slots.clone().acquire_owned())
@@ -157,16 +237,6 @@ async fn handle(
         None => None,
     };
 
-    let declared_length = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared_length.is_some_and(|len| len > host.max_request_body_bytes as u64) {
-        return Err(HostError::BodyTooLarge(host.max_request_body_bytes));
-    }
-
-    let (mut parts, body) = request.into_parts();
     let authority = parts
         .headers
         .get(HOST)
@@ -200,42 +270,27 @@ async fn handle(
         }
     }
     parts.headers.insert(REQUEST_ID, id.clone());
-
-    let limit = host.max_request_body_bytes;
-    let body = http_body_util::Limited::new(body, limit)
-        .map_err(move |error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit as u64))
-            } else {
-                wasmtime_wasi_http::Error::ConnectionTerminated
-            }
-        })
+    let body = http_body_util::Full::new(body)
+        .map_err(|never| match never {})
         .boxed_unsync();
     let request = http::Request::from_parts(parts, body);
 
-    let timeout = host.request_timeout();
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(
-        timeout + Duration::from_millis(250),
-        component.handler.handle((), request),
-    )
-    .await;
-    let response = match outcome {
-        Err(_) => return Err(HostError::Timeout(timeout.as_millis())),
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => {
-            let timed_out = error.is::<ExpirationError>() || started.elapsed() >= timeout;
+    let response = match component.handler.handle(deadline, request).await {
+        Ok(response) => response,
+        Err(error) => {
             tracing::warn!(
                 component = %component.id,
                 request_id = id.to_str().unwrap_or_default(),
                 error = %format!("{error:#}"),
                 "request failed"
             );
-            if timed_out {
-                return Err(HostError::Timeout(timeout.as_millis()));
+            // Past its deadline the request was expired by the handler (or its
+            // instance retired by the second line of defence): a timeout.
+            if error.is::<ExpirationError>() || deadline.has_passed() {
+                return Err(HostError::Timeout(host.request_timeout().as_millis()));
             }
             if error
-                .downcast_ref::<wasmtime_wasi_http::handler::InstantiationError<()>>()
+                .downcast_ref::<wasmtime_wasi_http::handler::InstantiationError<Deadline>>()
                 .is_some()
             {
                 return Err(HostError::Unavailable);
@@ -320,7 +375,23 @@ pub async fn serve(
             tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; dropping unfinished requests");
         }
     }
+    log_capability_calls();
     Ok(())
+}
+
+/// What the components asked of each capability during this run.
+fn log_capability_calls() {
+    for call in crate::capabilities::calls::CapabilityCalls::global().snapshot() {
+        tracing::info!(
+            capability = %call.capability,
+            operation = %call.operation,
+            ok = call.ok,
+            error = call.error,
+            trap = call.trap,
+            busy_ms = call.busy_nanos / 1_000_000,
+            "capability calls"
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -8,28 +8,21 @@ use wasmtime::{Engine, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::capabilities::key_value::{KeyValue, KeyValueView};
-use crate::capabilities::postgres::{Postgres, PostgresView};
-use crate::capabilities::redis::{Redis, RedisView};
-use crate::capabilities::sqlite::{Sqlite, SqliteView};
-use crate::capabilities::variables::Variables;
-use crate::capabilities::{ComponentCapabilities, outbound_http::OutboundHttp};
-use crate::spin_bindings::spin;
+use crate::capabilities::{self, ComponentGrants, InstanceStates};
 
 /// The host state of one instance (one store).
 pub struct StoreData {
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
-    outbound_http: OutboundHttp,
     pub(crate) limits: StoreLimits,
-    capabilities: ComponentCapabilities,
-    open_key_value_stores: usize,
+    grants: ComponentGrants,
+    capabilities: InstanceStates,
 }
 
 impl StoreData {
     pub fn new(
-        capabilities: ComponentCapabilities,
+        grants: ComponentGrants,
         environment: &BTreeMap<String, String>,
         max_memory_bytes: usize,
     ) -> Self {
@@ -42,16 +35,20 @@ impl StoreData {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            outbound_http: OutboundHttp {
-                grant: capabilities.outbound_http.clone(),
-            },
             limits: StoreLimitsBuilder::new()
                 .memory_size(max_memory_bytes)
                 .instances(64)
                 .build(),
-            capabilities,
-            open_key_value_stores: 0,
+            capabilities: InstanceStates::new(&grants),
+            grants,
         }
+    }
+
+    /// The parts every capability view is made of, borrowed apart.
+    pub(crate) fn capability_parts(
+        &mut self,
+    ) -> (&mut ResourceTable, &ComponentGrants, &mut InstanceStates) {
+        (&mut self.table, &self.grants, &mut self.capabilities)
     }
 }
 
@@ -69,7 +66,7 @@ impl WasiHttpView for StoreData {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.outbound_http,
+            hooks: &mut self.capabilities.outbound_http,
         }
     }
 }
@@ -83,27 +80,6 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
     wasmtime_wasi::p3::cli::add_to_linker(&mut linker)?;
     wasmtime_wasi::p3::clocks::add_to_linker(&mut linker)?;
     wasmtime_wasi::p3::random::add_to_linker(&mut linker)?;
-    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-
-    spin::variables::variables::add_to_linker::<_, Variables>(&mut linker, |data| {
-        &*data.capabilities.variables
-    })?;
-    spin::key_value::key_value::add_to_linker::<_, KeyValue>(&mut linker, |data| KeyValueView {
-        table: &mut data.table,
-        grant: &data.capabilities.key_value,
-        open_stores: &mut data.open_key_value_stores,
-    })?;
-    spin::sqlite::sqlite::add_to_linker::<_, Sqlite>(&mut linker, |data| SqliteView {
-        table: &mut data.table,
-        grant: &data.capabilities.sqlite,
-    })?;
-    spin::postgres::postgres::add_to_linker::<_, Postgres>(&mut linker, |data| PostgresView {
-        table: &mut data.table,
-        grant: &data.capabilities.postgres,
-    })?;
-    spin::redis::redis::add_to_linker::<_, Redis>(&mut linker, |data| RedisView {
-        table: &mut data.table,
-        grant: &data.capabilities.redis,
-    })?;
+    capabilities::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -4,7 +4,7 @@
 //! `http://<component-id>.spin.internal` routed in-process to that component
 //! (Spin's service chaining) without a socket.
 
-use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -12,10 +12,13 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tracing::Instrument;
+use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::app::LoadedComponent;
+use super::{AppContext, Capability, ComponentContext};
 use crate::capabilities::allowed_hosts::AllowedHosts;
+use crate::store::StoreData;
 
 /// The suffix of in-process service-chaining hosts.
 const INTERNAL_SUFFIX: &str = ".spin.internal";
@@ -44,11 +47,29 @@ impl Default for OutboundHttpConfig {
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, WasiBody>;
 
+/// What a chained request turns into: the callee's response, or why not.
+pub type ChainedResponse =
+    Pin<Box<dyn Future<Output = anyhow::Result<http::Response<WasiBody>>> + Send>>;
+
+/// The app's components as service chaining reaches them
+/// (`http://<id>.spin.internal`), in-process. Implemented by the app, so this
+/// module does not depend on how components are loaded.
+pub trait ServiceChaining: Send + Sync {
+    /// Hands `request` to component `id`, which must answer within `timeout`;
+    /// `None` when the app has no such component.
+    fn dispatch(
+        &self,
+        id: &str,
+        request: http::Request<WasiBody>,
+        timeout: Duration,
+    ) -> Option<ChainedResponse>;
+}
+
 /// The app's outbound client and the components service chaining can reach.
 pub struct OutboundHttpState {
     config: OutboundHttpConfig,
     client: HttpsClient,
-    components: OnceLock<Weak<HashMap<String, LoadedComponent>>>,
+    components: OnceLock<Weak<dyn ServiceChaining>>,
 }
 
 impl OutboundHttpState {
@@ -74,8 +95,8 @@ impl OutboundHttpState {
 
     /// Makes the app's components reachable at `<id>.spin.internal`; called
     /// once they are loaded.
-    pub fn set_components(&self, components: &Arc<HashMap<String, LoadedComponent>>) {
-        let _ = self.components.set(Arc::downgrade(components));
+    pub fn set_components(&self, components: Weak<dyn ServiceChaining>) {
+        let _ = self.components.set(components);
     }
 }
 
@@ -86,9 +107,62 @@ pub struct OutboundHttpGrant {
     pub state: Arc<OutboundHttpState>,
 }
 
+/// The outbound HTTP capability (`wasi:http/client`, linked from
+/// wasmtime-wasi-http; this host supplies the hooks that send).
+pub struct OutboundHttp;
+
+impl HasData for OutboundHttp {
+    type Data<'a> = &'a mut OutboundHttpHooks;
+}
+
+impl Capability for OutboundHttp {
+    const NAME: &'static str = "outbound-http";
+    type State = OutboundHttpState;
+    type Grant = OutboundHttpGrant;
+    type InstanceState = OutboundHttpHooks;
+
+    fn build(_: &AppContext<'_>) -> anyhow::Result<OutboundHttpState> {
+        Ok(OutboundHttpState::new(OutboundHttpConfig::default()))
+    }
+
+    fn grant(
+        state: &Arc<OutboundHttpState>,
+        component: &ComponentContext<'_>,
+    ) -> anyhow::Result<OutboundHttpGrant> {
+        Ok(OutboundHttpGrant {
+            component: component.id.to_string(),
+            allowed_hosts: component.allowed_hosts.clone(),
+            state: state.clone(),
+        })
+    }
+
+    fn new_instance(grant: &Arc<OutboundHttpGrant>) -> OutboundHttpHooks {
+        OutboundHttpHooks {
+            grant: grant.clone(),
+        }
+    }
+
+    fn view<'a>(
+        _: &'a mut ResourceTable,
+        _: &'a Arc<OutboundHttpGrant>,
+        hooks: &'a mut OutboundHttpHooks,
+    ) -> &'a mut OutboundHttpHooks {
+        hooks
+    }
+
+    /// `wasi:http/types` and `wasi:http/client`; wasmtime-wasi-http reaches the
+    /// hooks through the store's `WasiHttpView`, not through `view`.
+    fn add_to_linker(
+        linker: &mut Linker<StoreData>,
+        _: fn(&mut StoreData) -> &mut OutboundHttpHooks,
+    ) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p3::add_to_linker(linker)
+    }
+}
+
 /// The hooks wasmtime-wasi-http calls for a guest's outgoing request.
-pub struct OutboundHttp {
-    pub grant: Arc<OutboundHttpGrant>,
+pub struct OutboundHttpHooks {
+    grant: Arc<OutboundHttpGrant>,
 }
 
 type SendResult = Result<
@@ -99,7 +173,7 @@ type SendResult = Result<
     Error,
 >;
 
-impl WasiHttpHooks for OutboundHttp {
+impl WasiHttpHooks for OutboundHttpHooks {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -107,12 +181,25 @@ impl WasiHttpHooks for OutboundHttp {
         _io: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let grant = self.grant.clone();
-        Box::new(async move {
-            let response = send(&grant, request, options).await?;
-            let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
-                Box::new(async { Ok(()) });
-            Ok((response, done))
-        })
+        // The same span and result event bindgen puts around Spin's imports,
+        // so outbound calls are recorded with every other capability call.
+        let span =
+            tracing::trace_span!("wit-bindgen import", module = "client", function = "send",);
+        Box::new(
+            async move {
+                let result = send(&grant, request, options).await.map(|response| {
+                    let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                        Box::new(async { Ok(()) });
+                    (response, done)
+                });
+                // `Ok(Err(..))` is how a refused or failed request reads to the
+                // recorder: an error returned to the guest, not a trap.
+                let outcome: Result<Result<(), &Error>, ()> = Ok(result.as_ref().map(|_| ()));
+                tracing::trace!(result = ?outcome, "return");
+                result
+            }
+            .instrument(span),
+        )
     }
 }
 
@@ -137,14 +224,15 @@ async fn send(
         return Err(Error::HttpRequestDenied);
     }
 
-    if let Some(target) = host.strip_suffix(INTERNAL_SUFFIX) {
-        return chain(grant, target, request).await;
-    }
-
     let first_byte_timeout = options
         .and_then(|o| o.first_byte_timeout)
         .unwrap_or(grant.state.config.first_byte_timeout)
         .min(grant.state.config.first_byte_timeout);
+    if let Some(target) = host.strip_suffix(INTERNAL_SUFFIX) {
+        // The callee must answer within what the caller waits for headers.
+        return chain(grant, target, request, first_byte_timeout).await;
+    }
+
     request.headers_mut().remove(http::header::HOST);
     let response = tokio::time::timeout(first_byte_timeout, grant.state.client.request(request))
         .await
@@ -165,6 +253,7 @@ async fn chain(
     grant: &OutboundHttpGrant,
     target: &str,
     mut request: http::Request<WasiBody>,
+    timeout: Duration,
 ) -> Result<http::Response<WasiBody>, Error> {
     let components = grant
         .state
@@ -172,7 +261,6 @@ async fn chain(
         .get()
         .and_then(Weak::upgrade)
         .ok_or(Error::DestinationUnavailable)?;
-    let component = components.get(target).ok_or(Error::DestinationNotFound)?;
     let path = request.uri().path().to_string();
     let full_url = request.uri().to_string();
     let headers = request.headers_mut();
@@ -200,12 +288,11 @@ async fn chain(
             crate::routes::header_value(value),
         );
     }
-    component
-        .handler
-        .handle((), request)
-        .await
-        .map_err(|error| {
-            tracing::warn!(component = %component.id, error = %format!("{error:#}"), "chained request failed");
-            Error::InternalError(Some(format!("component {} failed", component.id)))
-        })
+    let response = components
+        .dispatch(target, request, timeout)
+        .ok_or(Error::DestinationNotFound)?;
+    response.await.map_err(|error| {
+        tracing::warn!(component = target, error = %format!("{error:#}"), "chained request failed");
+        Error::InternalError(Some(format!("component {target} failed")))
+    })
 }

@@ -2,6 +2,7 @@
 //! every field has a default, documented on the field.
 
 use std::collections::BTreeMap;
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,19 +15,19 @@ use super::{ConfigError, read_toml};
 pub struct HostConfig {
     /// Requests handled at once across the app; beyond it requests wait up to
     /// `queue_timeout_ms` for a slot, then get 503 with `Retry-After`. Default 256.
-    pub max_concurrent_requests: usize,
+    pub max_concurrent_requests: NonZeroUsize,
     /// How long a request may wait for a slot. Default 100 ms.
     pub queue_timeout_ms: u64,
     /// Deadline for a component to produce its response; then 504. Default 30 s.
-    pub request_timeout_ms: u64,
+    pub request_timeout_ms: NonZeroU64,
     /// Linear memory one instance may grow to. Default 128 MiB.
-    pub max_instance_memory_bytes: usize,
+    pub max_instance_memory_bytes: NonZeroUsize,
     /// Instances alive at once across the app (the pooling allocator's size). Default 512.
-    pub max_instances: u32,
+    pub max_instances: NonZeroU32,
     /// Requests one instance serves before it is retired. Default 128 (as Spin).
-    pub max_instance_reuse_count: usize,
+    pub max_instance_reuse_count: NonZeroUsize,
     /// Requests one instance serves concurrently. Default 16 (as Spin).
-    pub max_instance_concurrent_reuse_count: usize,
+    pub max_instance_concurrent_reuse_count: NonZeroUsize,
     /// How long an idle instance is kept for reuse. Default 1 s (as Spin).
     pub idle_instance_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests. Default 10 s.
@@ -39,11 +40,11 @@ pub struct HostConfig {
 
 /// Limits for one component, on top of the app-wide ones: e.g. to keep a
 /// CPU-heavy component (password hashing) from taking every core.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentLimits {
     /// Requests this component handles at once; more wait for a slot.
-    pub max_concurrent_requests: usize,
+    pub max_concurrent_requests: NonZeroUsize,
     /// How long a request waits for one of this component's slots before 503.
     /// Default: the app-wide `queue_timeout_ms`.
     pub queue_timeout_ms: Option<u64>,
@@ -52,13 +53,13 @@ pub struct ComponentLimits {
 impl Default for HostConfig {
     fn default() -> Self {
         Self {
-            max_concurrent_requests: 256,
+            max_concurrent_requests: NonZeroUsize::new(256).expect("nonzero"),
             queue_timeout_ms: 100,
-            request_timeout_ms: 30_000,
-            max_instance_memory_bytes: 128 << 20,
-            max_instances: 512,
-            max_instance_reuse_count: 128,
-            max_instance_concurrent_reuse_count: 16,
+            request_timeout_ms: NonZeroU64::new(30_000).expect("nonzero"),
+            max_instance_memory_bytes: NonZeroUsize::new(128 << 20).expect("nonzero"),
+            max_instances: NonZeroU32::new(512).expect("nonzero"),
+            max_instance_reuse_count: NonZeroUsize::new(128).expect("nonzero"),
+            max_instance_concurrent_reuse_count: NonZeroUsize::new(16).expect("nonzero"),
             idle_instance_timeout_ms: 1_000,
             shutdown_grace_ms: 10_000,
             max_request_body_bytes: 16 << 20,
@@ -68,41 +69,14 @@ impl Default for HostConfig {
 }
 
 impl HostConfig {
+    /// Counts and sizes that must be positive are `NonZero*`, so a zero is
+    /// refused while parsing, with the file, line and key in the message.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let config: Self = read_toml(path)?;
-        let positive = [
-            (
-                "max_concurrent_requests",
-                config.max_concurrent_requests as u64,
-            ),
-            ("request_timeout_ms", config.request_timeout_ms),
-            (
-                "max_instance_memory_bytes",
-                config.max_instance_memory_bytes as u64,
-            ),
-            ("max_instances", u64::from(config.max_instances)),
-            (
-                "max_instance_reuse_count",
-                config.max_instance_reuse_count as u64,
-            ),
-            (
-                "max_instance_concurrent_reuse_count",
-                config.max_instance_concurrent_reuse_count as u64,
-            ),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(ConfigError::invalid(
-                    path,
-                    format!("{key} must be at least 1"),
-                ));
-            }
-        }
-        Ok(config)
+        read_toml(path)
     }
 
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
+        Duration::from_millis(self.request_timeout_ms.get())
     }
 
     pub fn queue_timeout(&self) -> Duration {

@@ -49,16 +49,36 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|error| {
-        let line = error
-            .span()
-            .map(|span| text[..span.start].matches('\n').count() + 1);
         let message = error.message().trim().to_string();
         ConfigError::invalid(
             path,
-            match line {
-                Some(line) => format!("line {line}: {message}"),
+            match error.span() {
+                Some(span) => format!("{}: {message}", locate(text, span.start)),
                 None => message,
             },
         )
     })
+}
+
+/// "line N, key `name` in [table]": where an error is, named as the file
+/// names it. Only the key is quoted, never the value (it may be a secret).
+fn locate(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_number = text[..offset].matches('\n').count() + 1;
+    let line = text.lines().nth(line_number - 1).unwrap_or_default().trim();
+    let mut place = format!("line {line_number}");
+    if let Some((key, _)) = line.split_once('=')
+        && !line.starts_with('[')
+    {
+        place.push_str(&format!(", key `{}`", key.trim()));
+        let table = text[..offset]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['));
+        if let Some(table) = table {
+            place.push_str(&format!(" in {table}"));
+        }
+    }
+    place
 }

@@ -1,5 +1,6 @@
 //! Spin's runtime-config format (`spin up --runtime-config-file`), the subset
-//! Nexa implements. Unknown keys are errors, as in Spin.
+//! Nexa implements. Unknown keys are errors, as in Spin. Each capability owns
+//! the type of its own section; this file only puts them together.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{ConfigError, read_toml};
+use crate::capabilities::key_value::KeyValueStoreSection;
+use crate::capabilities::sqlite::SqliteDatabaseSection;
+use crate::capabilities::variables::VariablesProviderSection;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,50 +20,19 @@ pub struct RuntimeConfig {
     /// Key-value stores by label. `default` needs no entry: it is an embedded
     /// SQLite file at `<state_dir>/sqlite_key_value.db`.
     #[serde(default)]
-    pub key_value_store: BTreeMap<String, KeyValueStoreConfig>,
+    pub key_value_store: BTreeMap<String, KeyValueStoreSection>,
     /// SQLite databases by label. `default` needs no entry: it is
     /// `<state_dir>/sqlite_db.db`.
     #[serde(default)]
-    pub sqlite_database: BTreeMap<String, SqliteDatabaseConfig>,
-    /// Variable providers, consulted in order after the environment.
+    pub sqlite_database: BTreeMap<String, SqliteDatabaseSection>,
+    /// Variable providers, consulted in order; the `SPIN_VARIABLE_*` environment
+    /// comes after all of them (as in Spin).
     #[serde(default, alias = "config_provider")]
-    pub variables_provider: Vec<VariablesProviderConfig>,
+    pub variables_provider: Vec<VariablesProviderSection>,
     #[serde(default)]
     pub outbound_pg: OutboundLimits,
     #[serde(default)]
     pub outbound_redis: OutboundLimits,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum KeyValueStoreConfig {
-    /// An embedded SQLite file. `path` defaults to `<state_dir>/sqlite_key_value.db`
-    /// and is relative to the runtime-config file.
-    Spin { path: Option<PathBuf> },
-    /// A Redis server, e.g. `redis://127.0.0.1:6379`.
-    Redis { url: String },
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SqliteDatabaseConfig {
-    /// A local file, relative to the runtime-config file.
-    /// Defaults to `<state_dir>/sqlite_db.db` for `default`, `<state_dir>/<label>.db` otherwise.
-    Spin { path: Option<PathBuf> },
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum VariablesProviderConfig {
-    /// `<PREFIX>_<NAME>` environment variables (default prefix `SPIN_VARIABLE`).
-    /// The environment is always consulted first, with or without this entry.
-    Env {
-        prefix: Option<String>,
-        /// A dotenv file read at start-up (relative to the runtime-config file).
-        dotenv_path: Option<PathBuf>,
-    },
-    /// Fixed values, e.g. development secrets.
-    Static { values: BTreeMap<String, String> },
 }
 
 /// `[outbound_pg]` / `[outbound_redis]`.
@@ -93,7 +66,7 @@ impl LoadedRuntimeConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let path = self.path.as_deref().unwrap_or(Path::new("runtime-config"));
         for (label, store) in &self.config.key_value_store {
-            if let KeyValueStoreConfig::Redis { url } = store
+            if let KeyValueStoreSection::Redis { url } = store
                 && !(url.starts_with("redis://") || url.starts_with("rediss://"))
             {
                 return Err(ConfigError::invalid(
@@ -103,7 +76,7 @@ impl LoadedRuntimeConfig {
             }
         }
         for (index, provider) in self.config.variables_provider.iter().enumerate() {
-            if let VariablesProviderConfig::Static { values } = provider {
+            if let VariablesProviderSection::Static { values } = provider {
                 for name in values.keys() {
                     if !super::manifest::is_variable_name(name) {
                         return Err(ConfigError::invalid(
@@ -156,7 +129,7 @@ max_connections = 8
         .unwrap();
         assert!(matches!(
             rc.key_value_store["default"],
-            KeyValueStoreConfig::Redis { .. }
+            KeyValueStoreSection::Redis { .. }
         ));
         assert_eq!(rc.outbound_pg.max_connections, Some(8));
     }

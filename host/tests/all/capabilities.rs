@@ -225,19 +225,88 @@ async fn variables_are_templated_from_providers() {
     );
 }
 
+/// Spin's order: the runtime config's providers as listed, then the
+/// `SPIN_VARIABLE_*` environment last; an explicit env provider counts at its
+/// place in the list.
 #[tokio::test]
-async fn the_environment_provider_comes_first() {
+async fn variable_providers_are_consulted_in_spins_order() {
     let app = AppDir::new(&fixture_manifest(
-        "variables = { message = \"{{ greeting }}\" }",
+        "variables = { message = \"{{ greeting }}, {{ secret_word }}\" }",
     ));
     app.write("rc.toml", SECRET_RUNTIME_CONFIG);
+    app.write(
+        "env-first.toml",
+        &format!("[[variables_provider]]\ntype = \"env\"\n{SECRET_RUNTIME_CONFIG}"),
+    );
+    let env = [
+        ("SPIN_VARIABLE_GREETING", "greeting-from-env"),
+        ("SPIN_VARIABLE_SECRET_WORD", "secret-from-env"),
+    ];
+    // The static provider wins for what it defines; the environment fills the rest.
     let host = app.start_with_env(
         &[
             "--runtime-config-file",
             app.path("rc.toml").to_str().unwrap(),
         ],
-        &[("SPIN_VARIABLE_GREETING", "from-env")],
+        &env,
     );
     let (_, message) = get_json(&host, "/fixture/var/message").await;
-    assert_eq!(message["value"], "from-env");
+    assert_eq!(message["value"], "greeting-from-env, swordfish");
+    drop(host);
+
+    let host = app.start_with_env(
+        &[
+            "--runtime-config-file",
+            app.path("env-first.toml").to_str().unwrap(),
+        ],
+        &env,
+    );
+    let (_, message) = get_json(&host, "/fixture/var/message").await;
+    assert_eq!(message["value"], "greeting-from-env, secret-from-env");
+}
+
+/// Every capability call passes through one hook (bindgen's tracing spans,
+/// recorded by the host): the host's shutdown summary counts them by
+/// capability, operation and outcome.
+#[tokio::test]
+async fn capability_calls_are_recorded_in_one_place() {
+    let (_app, mut host) = fixture_host("");
+    let client = host.client();
+    let url = host.url("/fixture/kv/default/recorded");
+    let put = client.put(&url).body("v").send().await.unwrap();
+    assert_eq!(put.status(), 204);
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let (_, message) = get_json(&host, "/fixture/var/message").await;
+    assert!(message["value"].is_string(), "{message}");
+    let (_, denied) = get_json(&host, "/fixture/kv/not-granted/x").await;
+    assert!(denied.to_string().contains("access-denied"), "{denied}");
+
+    let log = host.terminate_and_wait();
+    let line = |capability: &str, operation: &str| {
+        log.lines()
+            .find(|line| {
+                line.contains("capability calls")
+                    && line.contains(&format!("capability={capability} "))
+                    && line.contains(&format!("operation={operation} "))
+            })
+            .unwrap_or_else(|| panic!("no record of {capability} {operation}:\n{log}"))
+            .to_string()
+    };
+    assert!(
+        line("key-value", "[method]store.set").contains("ok=1"),
+        "{log}"
+    );
+    assert!(
+        line("key-value", "[method]store.get").contains("ok=1"),
+        "{log}"
+    );
+    assert!(line("variables", "get").contains("ok=1"), "{log}");
+    // The refused open is the interface's error, not a trap.
+    let open = line("key-value", "[static]store.open");
+    assert!(open.contains("error=1"), "{open}");
+    assert!(open.contains("trap=0"), "{open}");
+    // WASI plumbing (HTTP fields and the like) is not a capability.
+    assert!(!log.contains("capability=types"), "{log}");
+    // Values never reach the log.
+    assert!(!log.contains("swordfish"), "{log}");
 }

@@ -142,3 +142,25 @@ fn host_config_naming_an_unknown_component() {
     let stderr = fail(&app);
     assert!(stderr.contains("[component.nope]"), "{stderr}");
 }
+
+#[test]
+fn zero_limits_are_refused_naming_the_key() {
+    for (nexa_toml, table) in [
+        ("max_concurrent_requests = 0\n", None),
+        (
+            "[component.fixture]\nmax_concurrent_requests = 0\n",
+            Some("[component.fixture]"),
+        ),
+    ] {
+        let app = AppDir::new(&fixture_manifest(""));
+        app.write("rc.toml", SECRET_RUNTIME_CONFIG);
+        app.write("nexa.toml", nexa_toml);
+        let stderr = fail(&app);
+        assert!(stderr.contains("nexa.toml"), "{stderr}");
+        assert!(stderr.contains("key `max_concurrent_requests`"), "{stderr}");
+        assert!(stderr.contains("nonzero"), "{stderr}");
+        if let Some(table) = table {
+            assert!(stderr.contains(table), "{stderr}");
+        }
+    }
+}

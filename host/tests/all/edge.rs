@@ -197,8 +197,61 @@ async fn oversized_bodies_are_refused_with_413() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.headers().contains_key("x-request-id"));
     let body: Value = response.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("1024"), "{body}");
+}
+
+/// A body sent in chunks (no Content-Length) that outgrows the limit is a
+/// JSON 413 from the host, not a failure inside the component.
+#[tokio::test]
+async fn chunked_bodies_over_the_limit_get_the_json_413() {
+    fn chunked(chunks: usize) -> reqwest::Body {
+        reqwest::Body::wrap_stream(futures::stream::iter(
+            (0..chunks).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 512])),
+        ))
+    }
+    let app = repo_app("");
+    let nexa_toml = std::fs::read_to_string(app.path("nexa.toml")).unwrap();
+    app.write(
+        "nexa.toml",
+        &format!("max_request_body_bytes = 4096\n{nexa_toml}"),
+    );
+    let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
+    let response = host
+        .client()
+        .post(host.url("/users/"))
+        .header("content-type", "application/json")
+        .header("x-request-id", "chunked-1")
+        .body(chunked(16))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.headers()["x-request-id"], "chunked-1");
+    let body: Value = response.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("4096"), "{body}");
+    assert_eq!(body["request_id"], "chunked-1");
+
+    // Positive control: a chunked body under the limit reaches the component
+    // (which answers for itself: the registration is refused, not 413).
+    let response = host
+        .client()
+        .post(host.url("/users/"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter([Ok::<
+            _,
+            std::io::Error,
+        >(
+            b"{}".to_vec(),
+        )])))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(response.status(), 413);
+    assert!(response.status().is_client_error(), "{}", response.status());
 }
 
 #[tokio::test]

@@ -504,6 +504,7 @@ async fn hosts_sharing_a_redis_cache_never_serve_stale_reads() {
         let (cache, _) = get_cached(&b, "/items/2").await;
         assert_eq!(cache, "hit");
     }
+    db.assert_app_schema_here();
 }
 
 #[tokio::test]

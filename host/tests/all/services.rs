@@ -7,7 +7,42 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Where PostgreSQL's server programs (`initdb`, `pg_ctl`) are: `pg_config
+/// --bindir` when it is installed, else the newest `/usr/lib/postgresql/<major>/bin`
+/// (Debian keeps them off PATH), else PATH itself. Any PostgreSQL >= 13.
+fn pg_bindir() -> &'static std::path::Path {
+    static BINDIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINDIR.get_or_init(|| {
+        let from_pg_config = Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+            .filter(|dir| dir.join("initdb").is_file());
+        let newest_debian = || {
+            std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .filter_map(|entry| {
+                    let name = entry.ok()?.file_name().into_string().ok()?;
+                    Some((name.parse::<u32>().ok()?, name))
+                })
+                .filter(|(major, name)| {
+                    *major >= 13
+                        && std::path::Path::new("/usr/lib/postgresql")
+                            .join(name)
+                            .join("bin/initdb")
+                            .is_file()
+                })
+                .max()
+                .map(|(_, name)| PathBuf::from("/usr/lib/postgresql").join(name).join("bin"))
+        };
+        from_pg_config
+            .or_else(newest_debian)
+            // Empty: run the program by name from PATH.
+            .unwrap_or_default()
+    })
+}
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
@@ -70,6 +105,19 @@ impl TestDatabase {
         psql(self.port, &self.name, sql)
     }
 
+    /// Fails unless the app's schema is in this database: proof that a test
+    /// meant for Postgres did not quietly run on the embedded SQLite database.
+    pub fn assert_app_schema_here(&self) {
+        let tables = self.sql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('items', 'users')",
+        );
+        assert_eq!(
+            tables, "2",
+            "the app did not use Postgres database {}: its tables are missing",
+            self.name
+        );
+    }
+
     /// Server connections open to this database (other than psql's own).
     pub fn connections(&self) -> usize {
         self.sql(&format!(
@@ -113,7 +161,12 @@ pub struct PrivatePostgres {
 
 fn as_postgres(program: &str) -> Command {
     let mut command = Command::new("runuser");
-    command.args(["-u", "postgres", "--", &format!("{PG_BIN}/{program}")]);
+    command.args([
+        "-u",
+        "postgres",
+        "--",
+        &pg_bindir().join(program).display().to_string(),
+    ]);
     command
 }
 

@@ -197,6 +197,20 @@ impl Host {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
     }
+
+    /// SIGTERM, then waits (up to 10 s) for the process to exit and for its
+    /// log to be complete; returns the log.
+    pub fn terminate_and_wait(&mut self) -> String {
+        self.terminate();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "host did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The log reader thread may still be draining the pipe.
+        std::thread::sleep(Duration::from_millis(200));
+        self.log()
+    }
 }
 
 impl Drop for Host {
@@ -269,6 +283,17 @@ pub enum Backend {
     Sqlite,
     /// A PostgreSQL database of the test's own (dropped with it).
     Postgres(crate::services::TestDatabase),
+}
+
+impl Drop for Backend {
+    /// Every Postgres-backed test checks, as it ends, that it really ran there.
+    fn drop(&mut self) {
+        if let Backend::Postgres(db) = self
+            && !std::thread::panicking()
+        {
+            db.assert_app_schema_here();
+        }
+    }
 }
 
 /// Starts `repo_app`'s app on embedded SQLite, or on a fresh Postgres

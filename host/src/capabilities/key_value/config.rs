@@ -1,7 +1,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::runtime::{KeyValueStoreConfig, LoadedRuntimeConfig};
+use serde::Deserialize;
+
+use crate::config::runtime::LoadedRuntimeConfig;
+
+/// `[key_value_store.<label>]` in the runtime config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeyValueStoreSection {
+    /// An embedded SQLite file. `path` defaults to `<state_dir>/sqlite_key_value.db`
+    /// and is relative to the runtime-config file.
+    Spin { path: Option<PathBuf> },
+    /// A Redis server, e.g. `redis://127.0.0.1:6379`.
+    Redis { url: String },
+}
 
 /// The label every app has, with no set-up.
 pub const DEFAULT_LABEL: &str = "default";
@@ -28,13 +41,13 @@ pub fn stores_from_runtime_config(
         .iter()
         .map(|(label, config)| {
             let backend = match config {
-                KeyValueStoreConfig::Spin { path } => StoreBackendConfig::Sqlite {
+                KeyValueStoreSection::Spin { path } => StoreBackendConfig::Sqlite {
                     path: path
                         .as_deref()
                         .map(|p| runtime.resolve(p))
                         .unwrap_or_else(|| default_file.clone()),
                 },
-                KeyValueStoreConfig::Redis { url } => {
+                KeyValueStoreSection::Redis { url } => {
                     StoreBackendConfig::Redis { url: url.clone() }
                 }
             };

@@ -13,3 +13,55 @@ mod types;
 pub use config::PostgresConfig;
 pub use host::{OpenPgConnection, PgConnectionBuilder, Postgres, PostgresGrant, PostgresView};
 pub use state::{PoolGauge, PostgresState};
+
+use std::sync::Arc;
+
+use wasmtime::component::{Linker, ResourceTable};
+
+use super::{AppContext, Capability, ComponentContext};
+use crate::spin_bindings::spin;
+use crate::store::StoreData;
+
+impl Capability for Postgres {
+    const NAME: &'static str = "postgres";
+    type State = PostgresState;
+    type Grant = PostgresGrant;
+    type InstanceState = ();
+
+    /// The pools are made on first use of each address; nothing connects here.
+    fn build(app: &AppContext<'_>) -> anyhow::Result<PostgresState> {
+        let mut config = PostgresConfig::default();
+        if let Some(max) = app.runtime.config.outbound_pg.max_connections {
+            config.max_connections = max.max(1);
+        }
+        Ok(PostgresState::new(config))
+    }
+
+    fn grant(
+        state: &Arc<PostgresState>,
+        component: &ComponentContext<'_>,
+    ) -> anyhow::Result<PostgresGrant> {
+        Ok(PostgresGrant {
+            component: component.id.to_string(),
+            allowed_hosts: component.allowed_hosts.clone(),
+            state: state.clone(),
+        })
+    }
+
+    fn new_instance(_: &Arc<PostgresGrant>) {}
+
+    fn view<'a>(
+        table: &'a mut ResourceTable,
+        grant: &'a Arc<PostgresGrant>,
+        _: &'a mut (),
+    ) -> PostgresView<'a> {
+        PostgresView { table, grant }
+    }
+
+    fn add_to_linker(
+        linker: &mut Linker<StoreData>,
+        view: fn(&mut StoreData) -> PostgresView<'_>,
+    ) -> wasmtime::Result<()> {
+        spin::postgres::postgres::add_to_linker::<_, Postgres>(linker, view)
+    }
+}

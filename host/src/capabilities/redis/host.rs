@@ -139,8 +139,10 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         channel: String,
         payload: Payload,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let mut c = connection(accessor, &handle)?;
-        Ok(c.publish::<_, _, ()>(channel, payload).await.map_err(other))
+        Ok(connection(accessor, &handle)?
+            .publish::<_, _, ()>(channel, payload)
+            .await
+            .map_err(other))
     }
 
     async fn get(
@@ -148,8 +150,7 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         handle: Resource<OpenRedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Payload>, Error>> {
-        let mut c = connection(accessor, &handle)?;
-        Ok(c.get(key).await.map_err(other))
+        Ok(connection(accessor, &handle)?.get(key).await.map_err(other))
     }
 
     async fn set(
@@ -158,8 +159,10 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         key: String,
         value: Payload,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let mut c = connection(accessor, &handle)?;
-        Ok(c.set::<_, _, ()>(key, value).await.map_err(other))
+        Ok(connection(accessor, &handle)?
+            .set::<_, _, ()>(key, value)
+            .await
+            .map_err(other))
     }
 
     async fn incr(
@@ -167,8 +170,10 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         handle: Resource<OpenRedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<i64, Error>> {
-        let mut c = connection(accessor, &handle)?;
-        Ok(c.incr(key, 1).await.map_err(other))
+        Ok(connection(accessor, &handle)?
+            .incr(key, 1)
+            .await
+            .map_err(other))
     }
 
     async fn del(
@@ -176,8 +181,10 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         handle: Resource<OpenRedisConnection>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let mut c = connection(accessor, &handle)?;
-        Ok(c.del(keys).await.map_err(other))
+        Ok(connection(accessor, &handle)?
+            .del(keys)
+            .await
+            .map_err(other))
     }
 
     async fn sadd(
@@ -186,11 +193,13 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let mut c = connection(accessor, &handle)?;
-        Ok(c.sadd(key, values).await.map_err(|e| match e.kind() {
-            ::redis::ErrorKind::UnexpectedReturnType => Error::TypeError,
-            _ => other(e),
-        }))
+        Ok(connection(accessor, &handle)?
+            .sadd(key, values)
+            .await
+            .map_err(|e| match e.kind() {
+                ::redis::ErrorKind::UnexpectedReturnType => Error::TypeError,
+                _ => other(e),
+            }))
     }
 
     async fn smembers(
@@ -198,8 +207,10 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         handle: Resource<OpenRedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let mut c = connection(accessor, &handle)?;
-        Ok(c.smembers(key).await.map_err(other))
+        Ok(connection(accessor, &handle)?
+            .smembers(key)
+            .await
+            .map_err(other))
     }
 
     async fn srem(
@@ -208,8 +219,10 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let mut c = connection(accessor, &handle)?;
-        Ok(c.srem(key, values).await.map_err(other))
+        Ok(connection(accessor, &handle)?
+            .srem(key, values)
+            .await
+            .map_err(other))
     }
 
     async fn execute(

@@ -18,6 +18,14 @@ pub enum SqliteError {
 }
 
 /// One database file and its idle connections. Shared by every instance.
+///
+/// Why not `r2d2_sqlite` or `deadpool-sqlite`: a guest's `connection` is a
+/// resource it may hold for the whole request and use from several host calls,
+/// so what we need is "take one, give it back when the handle drops, unless it
+/// was left inside a transaction". r2d2's `get` blocks a thread when the pool
+/// is empty (wrong inside an async host call), and both would add a
+/// per-checkout recycle query that SQLite does not need: an idle list under a
+/// mutex is the whole of it. Statements still run on the blocking pool.
 pub struct SqliteDatabase {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,

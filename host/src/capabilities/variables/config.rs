@@ -1,7 +1,65 @@
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-/// Where app variable values come from, in the order they are consulted.
-/// The environment always comes first, whatever the runtime config says.
+use anyhow::Context as _;
+use serde::Deserialize;
+
+use crate::config::runtime::LoadedRuntimeConfig;
+
+/// `[[variables_provider]]` in the runtime config (alias `config_provider`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VariablesProviderSection {
+    /// `<PREFIX>_<NAME>` environment variables (default prefix `SPIN_VARIABLE`).
+    /// Consulted at its place in the list; the default `SPIN_VARIABLE_*`
+    /// environment provider is also consulted after every configured one.
+    Env {
+        prefix: Option<String>,
+        /// A dotenv file read at start-up (relative to the runtime-config file).
+        dotenv_path: Option<PathBuf>,
+    },
+    /// Fixed values, e.g. development secrets.
+    Static { values: BTreeMap<String, String> },
+}
+
+/// The runtime config's providers, in its order, as the capability uses them.
+pub fn providers(runtime: &LoadedRuntimeConfig) -> anyhow::Result<Vec<ProviderConfig>> {
+    runtime
+        .config
+        .variables_provider
+        .iter()
+        .map(|provider| {
+            Ok(match provider {
+                VariablesProviderSection::Env {
+                    prefix,
+                    dotenv_path,
+                } => ProviderConfig::Env {
+                    prefix: prefix
+                        .clone()
+                        .unwrap_or_else(|| ProviderConfig::DEFAULT_ENV_PREFIX.to_string()),
+                    dotenv: match dotenv_path {
+                        Some(path) => read_dotenv(&runtime.resolve(path))?,
+                        None => BTreeMap::new(),
+                    },
+                },
+                VariablesProviderSection::Static { values } => {
+                    ProviderConfig::Static(values.clone())
+                }
+            })
+        })
+        .collect()
+}
+
+/// A dotenv file's entries (parsed by `dotenvy`, without touching the
+/// process environment).
+fn read_dotenv(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    dotenvy::from_path_iter(path)
+        .and_then(Iterator::collect)
+        .with_context(|| format!("reading dotenv file {}", path.display()))
+}
+
+/// Where app variable values come from. Providers are consulted in the
+/// runtime config's order, then the default environment provider (as Spin).
 #[derive(Debug, Clone)]
 pub enum ProviderConfig {
     /// `<prefix>_<NAME>` from the process environment (or a dotenv file's entries).
@@ -118,6 +176,24 @@ mod tests {
             Template::parse("plain").unwrap().render(|_| Err(())),
             Ok("plain".to_string())
         );
+    }
+
+    #[test]
+    fn dotenv_files_are_read_without_touching_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(
+            &path,
+            "# comment\nSPIN_VARIABLE_A=plain\nexport SPIN_VARIABLE_B=\"quoted value\"\nSPIN_VARIABLE_C='single # not a comment'\n",
+        )
+        .unwrap();
+        let values = read_dotenv(&path).unwrap();
+        assert_eq!(values["SPIN_VARIABLE_A"], "plain");
+        assert_eq!(values["SPIN_VARIABLE_B"], "quoted value");
+        assert_eq!(values["SPIN_VARIABLE_C"], "single # not a comment");
+        assert!(std::env::var("SPIN_VARIABLE_A").is_err());
+        let error = read_dotenv(&dir.path().join("missing.env")).unwrap_err();
+        assert!(format!("{error:#}").contains("missing.env"), "{error:#}");
     }
 
     #[test]

@@ -28,27 +28,18 @@ pub enum VariableError {
 }
 
 impl VariablesState {
-    /// `providers` in priority order; an env provider with the default prefix is
-    /// put first when the list has none.
+    /// `providers` in the runtime config's order; as in Spin, the default
+    /// `SPIN_VARIABLE_*` environment provider is appended *last*, so a value in
+    /// a configured provider (e.g. a static development secret) wins over the
+    /// environment. With no provider configured, the environment alone.
     pub fn new(
         declared: BTreeMap<String, VariableDecl>,
         mut providers: Vec<ProviderConfig>,
     ) -> Self {
-        if !providers
-            .iter()
-            .any(|p| matches!(p, ProviderConfig::Env { .. }))
-        {
-            providers.insert(
-                0,
-                ProviderConfig::Env {
-                    prefix: ProviderConfig::DEFAULT_ENV_PREFIX.to_string(),
-                    dotenv: BTreeMap::new(),
-                },
-            );
-        } else {
-            // The environment is always consulted first.
-            providers.sort_by_key(|p| !matches!(p, ProviderConfig::Env { .. }));
-        }
+        providers.push(ProviderConfig::Env {
+            prefix: ProviderConfig::DEFAULT_ENV_PREFIX.to_string(),
+            dotenv: BTreeMap::new(),
+        });
         Self {
             declared,
             providers,
@@ -140,6 +131,10 @@ mod tests {
         assert_eq!(state.resolve("a").unwrap(), "default-a");
         assert_eq!(state.resolve("b").unwrap(), "static-b");
         assert_eq!(state.resolve("nexa_test_env_var").unwrap(), "from-env");
+        // A configured provider comes before the environment (as in Spin).
+        // SAFETY: as above.
+        unsafe { std::env::set_var("SPIN_VARIABLE_B", "env-b") };
+        assert_eq!(state.resolve("b").unwrap(), "static-b");
         assert!(state.check_required().is_ok());
         let component = state
             .for_component(

@@ -1,0 +1,342 @@
+//! Every host call of every capability, recorded in one place.
+//!
+//! `bindgen!` runs with `tracing: true` (see `build.rs`), so each Spin import
+//! a guest calls is wrapped in a TRACE span named [`CALL_SPAN`] with `module`
+//! and `function` fields, and ends with a TRACE event whose `result` field
+//! holds the outcome. Outbound HTTP, which wasmtime-wasi-http links, opens the
+//! same span in its hook. [`CapabilityCallLayer`] is a `tracing` layer that
+//! sees only those spans and events: it times each call and counts it by
+//! capability, operation and outcome in [`CapabilityCalls`]. Metrics and trace
+//! export build on this hook; no capability function records anything itself.
+
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Instant;
+
+use tracing::callsite::Identifier;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, Filter};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The name bindgen gives the span around every import call.
+pub const CALL_SPAN: &str = "wit-bindgen import";
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Returned normally (an `Ok`, or a function without a result).
+    Ok,
+    /// Returned the interface's own error variant to the guest.
+    Error,
+    /// Trapped the guest (a host failure).
+    Trap,
+}
+
+/// Counters of one operation of one capability.
+#[derive(Debug)]
+pub struct OperationStats {
+    pub capability: String,
+    pub operation: String,
+    pub ok: AtomicU64,
+    pub error: AtomicU64,
+    pub trap: AtomicU64,
+    /// Time spent in calls, in nanoseconds.
+    pub busy_nanos: AtomicU64,
+}
+
+/// A snapshot of one operation's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationRecord {
+    pub capability: String,
+    pub operation: String,
+    pub ok: u64,
+    pub error: u64,
+    pub trap: u64,
+    pub busy_nanos: u64,
+}
+
+/// Call counters of the whole process, keyed by the call site bindgen made
+/// (one per imported function), so recording never formats or allocates.
+#[derive(Debug, Default)]
+pub struct CapabilityCalls {
+    operations: RwLock<HashMap<Identifier, Arc<OperationStats>>>,
+}
+
+impl CapabilityCalls {
+    /// The process's counters (the `tracing` subscriber is process-wide too).
+    pub fn global() -> &'static CapabilityCalls {
+        static CALLS: OnceLock<CapabilityCalls> = OnceLock::new();
+        CALLS.get_or_init(CapabilityCalls::default)
+    }
+
+    fn operation(&self, callsite: Identifier, attributes: &Attributes<'_>) -> Arc<OperationStats> {
+        if let Some(stats) = self
+            .operations
+            .read()
+            .ok()
+            .and_then(|operations| operations.get(&callsite).cloned())
+        {
+            return stats;
+        }
+        let mut names = CallNames::default();
+        attributes.record(&mut names);
+        let stats = Arc::new(OperationStats {
+            capability: capability_name(&names.module).to_string(),
+            operation: names.function,
+            ok: AtomicU64::new(0),
+            error: AtomicU64::new(0),
+            trap: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
+        });
+        match self.operations.write() {
+            Ok(mut operations) => operations.entry(callsite).or_insert(stats).clone(),
+            Err(_) => stats,
+        }
+    }
+
+    /// Every operation called so far, sorted by capability and operation.
+    pub fn snapshot(&self) -> Vec<OperationRecord> {
+        let Ok(operations) = self.operations.read() else {
+            return Vec::new();
+        };
+        let mut records: Vec<OperationRecord> = operations
+            .values()
+            .map(|stats| OperationRecord {
+                capability: stats.capability.clone(),
+                operation: stats.operation.clone(),
+                ok: stats.ok.load(Ordering::Relaxed),
+                error: stats.error.load(Ordering::Relaxed),
+                trap: stats.trap.load(Ordering::Relaxed),
+                busy_nanos: stats.busy_nanos.load(Ordering::Relaxed),
+            })
+            .collect();
+        // Two call sites may share a name (the same function in two
+        // generated paths); merge them.
+        records.sort_by(|a, b| (&a.capability, &a.operation).cmp(&(&b.capability, &b.operation)));
+        records.dedup_by(|later, kept| {
+            let same = later.capability == kept.capability && later.operation == kept.operation;
+            if same {
+                kept.ok += later.ok;
+                kept.error += later.error;
+                kept.trap += later.trap;
+                kept.busy_nanos += later.busy_nanos;
+            }
+            same
+        });
+        records
+    }
+}
+
+/// The capability a WIT interface belongs to.
+fn capability_name(module: &str) -> &str {
+    match module {
+        "client" | "handler" => "outbound-http",
+        other => other,
+    }
+}
+
+#[derive(Default)]
+struct CallNames {
+    module: String,
+    function: String,
+}
+
+impl Visit for CallNames {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "module" => self.module = value.to_string(),
+            "function" => self.function = value.to_string(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let text = format!("{value:?}");
+        self.record_str(field, text.trim_matches('"'));
+    }
+}
+
+/// What the layer keeps on a call's span.
+struct InFlight {
+    stats: Arc<OperationStats>,
+    started: Instant,
+    outcome: Outcome,
+}
+
+/// The `tracing` layer that records capability calls into [`CapabilityCalls`].
+/// Install it with [`CapabilityCallLayer::filter`] so only call spans and their
+/// result events are enabled for it (everything else costs it nothing).
+pub struct CapabilityCallLayer {
+    calls: &'static CapabilityCalls,
+}
+
+impl CapabilityCallLayer {
+    pub fn new(calls: &'static CapabilityCalls) -> Self {
+        Self { calls }
+    }
+
+    /// Enables this host's call spans and the events that carry a `result`,
+    /// and nothing else: wasmtime-wasi's own bindings make spans of the same
+    /// name for WASI plumbing (HTTP fields, clocks), which are no capability
+    /// and stay disabled, at no cost.
+    pub fn filter<S>() -> impl Filter<S> {
+        tracing_subscriber::filter::filter_fn(|metadata: &Metadata<'_>| {
+            metadata
+                .target()
+                .starts_with(concat!(env!("CARGO_CRATE_NAME"), "::"))
+                && ((metadata.is_span() && metadata.name() == CALL_SPAN)
+                    || (metadata.is_event() && metadata.fields().field("result").is_some()))
+        })
+    }
+}
+
+impl<S> Layer<S> for CapabilityCallLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, context: Context<'_, S>) {
+        if attributes.metadata().name() != CALL_SPAN {
+            return;
+        }
+        let stats = self
+            .calls
+            .operation(attributes.metadata().callsite(), attributes);
+        if let Some(span) = context.span(id) {
+            span.extensions_mut().insert(InFlight {
+                stats,
+                started: Instant::now(),
+                outcome: Outcome::Ok,
+            });
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, context: Context<'_, S>) {
+        let Some(span) = context.event_span(event) else {
+            return;
+        };
+        let mut outcome = OutcomeOf(None);
+        event.record(&mut outcome);
+        if let Some(outcome) = outcome.0
+            && let Some(in_flight) = span.extensions_mut().get_mut::<InFlight>()
+        {
+            in_flight.outcome = outcome;
+        }
+    }
+
+    fn on_close(&self, id: Id, context: Context<'_, S>) {
+        let Some(span) = context.span(&id) else {
+            return;
+        };
+        let Some(in_flight) = span.extensions_mut().remove::<InFlight>() else {
+            return;
+        };
+        let stats = &in_flight.stats;
+        let counter = match in_flight.outcome {
+            Outcome::Ok => &stats.ok,
+            Outcome::Error => &stats.error,
+            Outcome::Trap => &stats.trap,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(in_flight.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        stats.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+/// Reads the outcome from the start of a `result` field's Debug text:
+/// `Ok(Ok(..))`/`Ok(())` → ok, `Ok(Err(..))` → the interface's error,
+/// `Err(..)` → a trap. Only the first few bytes are formatted.
+struct OutcomeOf(Option<Outcome>);
+
+impl Visit for OutcomeOf {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() != "result" {
+            return;
+        }
+        let mut prefix = Prefix::default();
+        let _ = write!(prefix, "{value:?}");
+        let text = &prefix.bytes[..prefix.len];
+        self.0 = Some(if text.starts_with(b"Ok(Err") {
+            Outcome::Error
+        } else if text.starts_with(b"Err") {
+            Outcome::Trap
+        } else {
+            Outcome::Ok
+        });
+    }
+}
+
+/// A writer that keeps the first few bytes and then stops the formatting.
+#[derive(Default)]
+struct Prefix {
+    bytes: [u8; 8],
+    len: usize,
+}
+
+impl fmt::Write for Prefix {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let room = self.bytes.len() - self.len;
+        let take = room.min(text.len());
+        self.bytes[self.len..self.len + take].copy_from_slice(&text.as_bytes()[..take]);
+        self.len += take;
+        if self.len == self.bytes.len() {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Instrument;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// The spans and events as bindgen generates them, through the layer.
+    #[tokio::test]
+    async fn calls_are_counted_by_capability_operation_and_outcome() {
+        let calls: &'static CapabilityCalls = Box::leak(Box::default());
+        let subscriber = tracing_subscriber::registry()
+            .with(CapabilityCallLayer::new(calls).with_filter(CapabilityCallLayer::filter()));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        for result in [
+            Ok::<Result<u32, String>, String>(Ok(1)),
+            Ok(Err("no such store".into())),
+            Err("trap".into()),
+            Ok(Ok(2)),
+        ] {
+            let span = tracing::span!(
+                tracing::Level::TRACE,
+                "wit-bindgen import",
+                module = "key-value",
+                function = "get",
+            );
+            async {
+                tracing::event!(tracing::Level::TRACE, key = "k", "call");
+                tracing::event!(
+                    tracing::Level::TRACE,
+                    result = tracing::field::debug(&result),
+                    "return"
+                );
+            }
+            .instrument(span)
+            .await;
+        }
+        // Not a call: ignored.
+        tracing::info_span!("other", module = "x").in_scope(|| {});
+
+        let records = calls.snapshot();
+        assert_eq!(records.len(), 1, "{records:?}");
+        let get = &records[0];
+        assert_eq!(
+            (get.capability.as_str(), get.operation.as_str()),
+            ("key-value", "get")
+        );
+        assert_eq!((get.ok, get.error, get.trap), (2, 1, 1));
+    }
+}
