@@ -111,6 +111,21 @@ fn flatten(value: Value, out: &mut Vec<RedisResult>) -> Result<(), Error> {
     Ok(())
 }
 
+/// One WIT method that runs one command on the guest's connection; Redis
+/// errors become the interface's `other`.
+macro_rules! one_command {
+    ($name:ident($($arg:ident: $ty:ty),*) -> $out:ty = |$c:ident| $call:expr) => {
+        async fn $name(
+            accessor: &Accessor<T, Self>,
+            handle: Resource<OpenRedisConnection>,
+            $($arg: $ty),*
+        ) -> wasmtime::Result<Result<$out, Error>> {
+            let mut $c = connection(accessor, &handle)?;
+            Ok($call.await.map_err(other))
+        }
+    };
+}
+
 impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
     async fn drop(
         accessor: &Accessor<T, Self>,
@@ -133,59 +148,14 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         })
     }
 
-    async fn publish(
-        accessor: &Accessor<T, Self>,
-        handle: Resource<OpenRedisConnection>,
-        channel: String,
-        payload: Payload,
-    ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(connection(accessor, &handle)?
-            .publish::<_, _, ()>(channel, payload)
-            .await
-            .map_err(other))
-    }
-
-    async fn get(
-        accessor: &Accessor<T, Self>,
-        handle: Resource<OpenRedisConnection>,
-        key: String,
-    ) -> wasmtime::Result<Result<Option<Payload>, Error>> {
-        Ok(connection(accessor, &handle)?.get(key).await.map_err(other))
-    }
-
-    async fn set(
-        accessor: &Accessor<T, Self>,
-        handle: Resource<OpenRedisConnection>,
-        key: String,
-        value: Payload,
-    ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(connection(accessor, &handle)?
-            .set::<_, _, ()>(key, value)
-            .await
-            .map_err(other))
-    }
-
-    async fn incr(
-        accessor: &Accessor<T, Self>,
-        handle: Resource<OpenRedisConnection>,
-        key: String,
-    ) -> wasmtime::Result<Result<i64, Error>> {
-        Ok(connection(accessor, &handle)?
-            .incr(key, 1)
-            .await
-            .map_err(other))
-    }
-
-    async fn del(
-        accessor: &Accessor<T, Self>,
-        handle: Resource<OpenRedisConnection>,
-        keys: Vec<String>,
-    ) -> wasmtime::Result<Result<u32, Error>> {
-        Ok(connection(accessor, &handle)?
-            .del(keys)
-            .await
-            .map_err(other))
-    }
+    // The operations that are one Redis command on the guest's connection.
+    one_command!(publish(channel: String, payload: Payload) -> () = |c| c.publish::<_, _, ()>(channel, payload));
+    one_command!(get(key: String) -> Option<Payload> = |c| c.get(key));
+    one_command!(set(key: String, value: Payload) -> () = |c| c.set::<_, _, ()>(key, value));
+    one_command!(incr(key: String) -> i64 = |c| c.incr(key, 1));
+    one_command!(del(keys: Vec<String>) -> u32 = |c| c.del(keys));
+    one_command!(smembers(key: String) -> Vec<String> = |c| c.smembers(key));
+    one_command!(srem(key: String, values: Vec<String>) -> u32 = |c| c.srem(key, values));
 
     async fn sadd(
         accessor: &Accessor<T, Self>,
@@ -200,29 +170,6 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
                 ::redis::ErrorKind::UnexpectedReturnType => Error::TypeError,
                 _ => other(e),
             }))
-    }
-
-    async fn smembers(
-        accessor: &Accessor<T, Self>,
-        handle: Resource<OpenRedisConnection>,
-        key: String,
-    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        Ok(connection(accessor, &handle)?
-            .smembers(key)
-            .await
-            .map_err(other))
-    }
-
-    async fn srem(
-        accessor: &Accessor<T, Self>,
-        handle: Resource<OpenRedisConnection>,
-        key: String,
-        values: Vec<String>,
-    ) -> wasmtime::Result<Result<u32, Error>> {
-        Ok(connection(accessor, &handle)?
-            .srem(key, values)
-            .await
-            .map_err(other))
     }
 
     async fn execute(
