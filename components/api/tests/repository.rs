@@ -4,10 +4,10 @@
 
 use std::sync::Mutex;
 
-use nexa_api::db::{Database, DbError, Dialect, Value};
-use nexa_api::items::{self, NewItem};
+use nexa_api::items::NewItem;
 use nexa_api::price::Price;
-use nexa_api::schema;
+use nexa_api::repository::{items, schema};
+use nexa_api::storage::{Database, DbError, Dialect, Value};
 use nexa_api::validation::{ItemFields, Order, Page};
 use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 
@@ -438,7 +438,8 @@ fn tempfile_dir() -> std::path::PathBuf {
 
 // ---- users -----------------------------------------------------------------
 
-use nexa_api::users::{self, CreateError, NewUser};
+use nexa_api::repository::users::{self, CreateError};
+use nexa_api::users::NewUser;
 
 fn registration(email: &str, username: &str) -> NewUser {
     NewUser {
@@ -514,7 +515,7 @@ async fn duplicate_registration_race_has_one_winner_on_postgres() {
 
 // ---- sessions --------------------------------------------------------------
 
-use nexa_api::sessions::{self, Refresh};
+use nexa_api::repository::sessions::{self, Refresh};
 
 async fn refresh_rotation<D: Database>(db: &D) {
     schema::migrate(db, hash).await.unwrap();
@@ -590,7 +591,7 @@ async fn concurrent_refreshes_of_one_token_have_one_winner_on_postgres() {
 
 // ---- throttling --------------------------------------------------------------
 
-use nexa_api::throttle;
+use nexa_api::repository::login_failures as throttle;
 
 async fn failed_logins_lock_out<D: Database>(db: &D) {
     schema::migrate(db, hash).await.unwrap();
@@ -672,8 +673,9 @@ async fn parallel_guessing_is_counted_exactly_on_postgres() {
 
 // ---- logging in ----------------------------------------------------------------
 
+use nexa_api::auth::login::{self, PasswordCheck};
+use nexa_api::auth::throttle::LoginPolicy;
 use nexa_api::error::ApiError;
-use nexa_api::login::{self, LoginPolicy, PasswordCheck};
 
 /// Counts verifications; "password" matches the hash "hash:password".
 struct Counting(std::cell::Cell<usize>);

@@ -7,19 +7,20 @@
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use nexa_api::auth::{self, db_failure};
-use nexa_api::error::{ApiError, FieldError};
-use nexa_api::jwt::Claims;
-use nexa_api::login::{self, Bcrypt, LoginPolicy};
+use nexa_api::auth::jwt::Claims;
+use nexa_api::auth::login::{self, Bcrypt};
+use nexa_api::auth::sessions::{digest, new_refresh_token};
+use nexa_api::auth::throttle::LoginPolicy;
+use nexa_api::error::{ApiError, FieldError, db_failure};
+use nexa_api::http::{ApiRequest, json, no_content, respond};
+use nexa_api::repository::sessions::{self, Refresh};
+use nexa_api::repository::users;
 use nexa_api::routes::Endpoint;
-use nexa_api::sessions::{self, Refresh};
-use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
-use nexa_api::spin_http::{ApiRequest, json, no_content, respond};
-use nexa_api::users::{self, User};
+use nexa_api::storage::spin::{SpinDatabase, open_migrated};
+use nexa_api::users::User;
 use nexa_api::validation::{Field, json_object};
+use nexa_api::variables::{number, token_keys, variable};
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_service;
 
@@ -54,7 +55,8 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
         }
         Endpoint::Logout => {
             let caller =
-                auth::authenticate(&db, &token_keys().await?, authorization.as_deref()).await?;
+                nexa_api::auth::authenticate(&db, &token_keys().await?, authorization.as_deref())
+                    .await?;
             sessions::revoke(&db, &caller.session)
                 .await
                 .map_err(db_failure)?;
@@ -175,13 +177,7 @@ fn now() -> u64 {
 }
 
 fn random_secret() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|_| ApiError::Internal)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    new_refresh_token().map_err(|_| ApiError::Internal)
 }
 
 fn set_cookie(response: &mut Response<String>, token: &str, max_age: i64, secure: bool) {

@@ -7,8 +7,8 @@
 
 use std::time::{Instant, SystemTime};
 
+use nexa_api::http::error_response;
 use nexa_api::routes;
-use nexa_api::spin_http::error_response;
 use serde_json::{Value, json};
 use spin_sdk::http::{Request, Response, StatusCode};
 use spin_sdk::{http_service, key_value, pg, sqlite, variables};

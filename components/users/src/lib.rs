@@ -2,13 +2,15 @@
 //! when `allow_registration` is false), the caller's profile, admin listing.
 #![cfg(target_arch = "wasm32")]
 
-use nexa_api::auth::{self, Principal, db_failure};
-use nexa_api::error::ApiError;
+use nexa_api::auth::{self, Principal};
+use nexa_api::error::{ApiError, db_failure};
+use nexa_api::http::{ApiRequest, json, respond};
+use nexa_api::repository::users::{self, CreateError};
 use nexa_api::routes::Endpoint;
-use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
-use nexa_api::spin_http::{ApiRequest, json, respond};
-use nexa_api::users::{self, CreateError};
+use nexa_api::storage::spin::{SpinDatabase, open_migrated};
+use nexa_api::users::{User, new_user};
 use nexa_api::validation::{self, json_object};
+use nexa_api::variables::{number, token_keys, variable};
 use serde_json::Value as Json;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_service;
@@ -40,7 +42,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
             if !request.is_json() {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let new = users::new_user(&json_object(body)?)?;
+            let new = new_user(&json_object(body)?)?;
             if new.role.is_some() && !is_admin {
                 return Err(ApiError::Forbidden("Not enough permissions"));
             }
@@ -68,7 +70,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
                 .map_err(db_failure)?;
             Ok(json(
                 200,
-                &Json::from(all.iter().map(users::User::to_json).collect::<Vec<_>>()),
+                &Json::from(all.iter().map(User::to_json).collect::<Vec<_>>()),
             ))
         }
         (Endpoint::CurrentUser, _) => {

@@ -1,5 +1,5 @@
-//! Responses for components (wasm32): JSON bodies and the one place an
-//! `ApiError` becomes a response.
+//! Requests and responses over spin-sdk (wasm32): JSON bodies and the one
+//! place an `ApiError` becomes a response.
 
 use serde_json::Value as Json;
 use spin_sdk::http::body::IncomingBodyExt;

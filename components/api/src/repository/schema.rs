@@ -3,8 +3,8 @@
 //! (`pg_advisory_xact_lock` / `BEGIN IMMEDIATE`), so concurrent first requests
 //! on several instances neither fail nor seed twice.
 
-use crate::db::{Database, DbError, Dialect, Value};
 use crate::price::Price;
+use crate::storage::{Database, DbError, Dialect, Value};
 
 /// `(version, Postgres SQL, SQLite SQL)`, applied in order, each once.
 const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
