@@ -1,186 +1,16 @@
-//! The repository against the real databases: an SQLite file and a database
-//! of the test's own on the PostgreSQL at 127.0.0.1:5432, through small
-//! native adapters of the `Database` interface (the components use spin-sdk's).
-
-use std::sync::Mutex;
+//! The repository against the real databases, through the native adapters
+//! of the `Database` trait (`storage::native`; the components use spin-sdk's):
+//! an SQLite file in a temporary directory, and a database of the test's own
+//! on the PostgreSQL at 127.0.0.1:5432, dropped afterwards.
 
 use nexa_api::items::NewItem;
 use nexa_api::price::Price;
 use nexa_api::repository::{items, schema};
-use nexa_api::storage::{Database, DbError, Dialect, Value};
+use nexa_api::storage::native::{NativeDatabase, PostgresDatabase, SqliteDatabase};
+use nexa_api::storage::{Database, DbError, Value};
 use nexa_api::validation::{ItemFields, Order, Page};
-use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 
-// ---- adapters ------------------------------------------------------------
-
-struct Sqlite(Mutex<rusqlite::Connection>);
-
-impl Sqlite {
-    fn open(path: &std::path::Path) -> Self {
-        let connection = rusqlite::Connection::open(path).unwrap();
-        connection
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
-        connection
-            .pragma_update(None, "foreign_keys", "ON")
-            .unwrap();
-        Self(Mutex::new(connection))
-    }
-}
-
-fn sqlite_error(e: rusqlite::Error) -> DbError {
-    match &e {
-        rusqlite::Error::SqliteFailure(f, message)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-        {
-            DbError::UniqueViolation(message.clone().unwrap_or_default())
-        }
-        _ => DbError::Other(e.to_string()),
-    }
-}
-
-fn sqlite_params(params: &[Value]) -> Vec<rusqlite::types::Value> {
-    params
-        .iter()
-        .map(|v| match v {
-            Value::Null => rusqlite::types::Value::Null,
-            Value::Int(i) => rusqlite::types::Value::Integer(*i),
-            Value::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
-            Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
-        })
-        .collect()
-}
-
-impl Database for Sqlite {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-
-    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let connection = self.0.lock().unwrap();
-        connection
-            .execute(sql, rusqlite::params_from_iter(sqlite_params(params)))
-            .map(|n| n as u64)
-            .map_err(sqlite_error)
-    }
-
-    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
-        let connection = self.0.lock().unwrap();
-        let mut statement = connection.prepare(sql).map_err(sqlite_error)?;
-        let width = statement.column_count();
-        let mut rows = statement
-            .query(rusqlite::params_from_iter(sqlite_params(params)))
-            .map_err(sqlite_error)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(sqlite_error)? {
-            out.push(
-                (0..width)
-                    .map(|i| match row.get_ref(i).unwrap() {
-                        rusqlite::types::ValueRef::Null => Value::Null,
-                        rusqlite::types::ValueRef::Integer(i) => Value::Int(i),
-                        rusqlite::types::ValueRef::Real(f) => Value::Text(f.to_string()),
-                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                            Value::Text(String::from_utf8_lossy(t).into_owned())
-                        }
-                    })
-                    .collect(),
-            );
-        }
-        Ok(out)
-    }
-}
-
-struct Postgres(tokio::sync::Mutex<sqlx::PgConnection>);
-
-fn pg_error(e: sqlx::Error) -> DbError {
-    match &e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            DbError::UniqueViolation(db.constraint().unwrap_or_default().to_string())
-        }
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => DbError::Unavailable(e.to_string()),
-        _ => DbError::Other(e.to_string()),
-    }
-}
-
-type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
-/// Prepares the statement and binds each value as the type the server
-/// inferred for its parameter (as the Nexa host does for guests).
-async fn typed<'q>(
-    connection: &mut sqlx::PgConnection,
-    sql: &'q str,
-    params: &[Value],
-) -> Result<PgQuery<'q>, DbError> {
-    let statement = (&mut *connection).prepare(sql).await.map_err(pg_error)?;
-    let types: Vec<String> = match statement.parameters() {
-        Some(sqlx::Either::Left(types)) => types.iter().map(|t| t.name().to_string()).collect(),
-        _ => Vec::new(),
-    };
-    let mut query = sqlx::query(sql);
-    for (value, ty) in params.iter().zip(types) {
-        query = match (value, ty.as_str()) {
-            (Value::Null, "INT8") => query.bind(None::<i64>),
-            (Value::Null, "BOOL") => query.bind(None::<bool>),
-            (Value::Null, _) => query.bind(None::<String>),
-            (Value::Int(i), "INT4") => query.bind(*i as i32),
-            (Value::Int(i), "INT2") => query.bind(*i as i16),
-            (Value::Int(i), _) => query.bind(*i),
-            (Value::Bool(b), _) => query.bind(*b),
-            (Value::Text(t), _) => query.bind(t.clone()),
-        };
-    }
-    Ok(query)
-}
-
-impl Database for Postgres {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
-    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let mut connection = self.0.lock().await;
-        let done = if params.is_empty() {
-            // Simple protocol: BEGIN, COMMIT, DDL.
-            connection.execute(sqlx::raw_sql(sql)).await
-        } else {
-            typed(&mut connection, sql, params)
-                .await?
-                .execute(&mut *connection)
-                .await
-        };
-        done.map(|r| r.rows_affected()).map_err(pg_error)
-    }
-
-    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
-        let mut connection = self.0.lock().await;
-        let rows = typed(&mut connection, sql, params)
-            .await?
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(pg_error)?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                row.columns()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, column)| {
-                        if row.try_get_raw(i).unwrap().is_null() {
-                            return Value::Null;
-                        }
-                        match column.type_info().name() {
-                            "INT8" => Value::Int(row.get(i)),
-                            "INT4" => Value::Int(i64::from(row.get::<i32, _>(i))),
-                            "INT2" => Value::Int(i64::from(row.get::<i16, _>(i))),
-                            "BOOL" => Value::Bool(row.get(i)),
-                            _ => Value::Text(row.get(i)),
-                        }
-                    })
-                    .collect()
-            })
-            .collect())
-    }
-}
+const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// A database of the test's own, dropped at the end.
 struct PgDatabase {
@@ -188,41 +18,44 @@ struct PgDatabase {
 }
 
 impl PgDatabase {
+    async fn server() -> PostgresDatabase {
+        PostgresDatabase::connect(&format!("{POSTGRES_SERVER}/postgres?sslmode=disable"))
+            .await
+            .unwrap()
+    }
+
     async fn create() -> Self {
         let name = format!("nexa_repo_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(
-            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
-        )
-        .await
-        .unwrap();
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
+        Self::server()
+            .await
+            .execute(&format!("CREATE DATABASE {name}"), &[])
             .await
             .unwrap();
         Self { name }
     }
 
-    async fn connect(&self) -> Postgres {
-        let url = format!(
-            "postgres://postgres@127.0.0.1:5432/{}?sslmode=disable",
-            self.name
-        );
-        Postgres(tokio::sync::Mutex::new(
-            sqlx::PgConnection::connect(&url).await.unwrap(),
-        ))
+    fn url(&self) -> String {
+        format!("{POSTGRES_SERVER}/{}?sslmode=disable", self.name)
+    }
+
+    async fn connect(&self) -> PostgresDatabase {
+        PostgresDatabase::connect(&self.url()).await.unwrap()
     }
 
     async fn drop_database(self) {
-        let mut admin = sqlx::PgConnection::connect(
-            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
-        )
-        .await
-        .unwrap();
-        admin
-            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+        Self::server()
+            .await
+            .execute(
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                &[],
+            )
             .await
             .unwrap();
     }
+}
+
+fn sqlite_file(dir: &std::path::Path) -> SqliteDatabase {
+    SqliteDatabase::open(&dir.join("db.sqlite")).unwrap()
 }
 
 // ---- the tests, run on both backends ---------------------------------------
@@ -239,7 +72,7 @@ macro_rules! on_both_databases {
                 #[tokio::test]
                 async fn sqlite() {
                     let dir = tempfile_dir();
-                    super::$name(&Sqlite::open(&dir.join("db.sqlite"))).await;
+                    super::$name(&sqlite_file(&dir)).await;
                 }
 
                 #[tokio::test]
@@ -415,7 +248,7 @@ fn concurrent_first_use_seeds_once_on_sqlite() {
                     .build()
                     .unwrap();
                 runtime.block_on(async {
-                    schema::migrate(&Sqlite::open(&path), hash)
+                    schema::migrate(&SqliteDatabase::open(&path).unwrap(), hash)
                         .await
                         .map(|r| r.seeded)
                 })
@@ -694,7 +527,7 @@ impl PasswordCheck for Counting {
 #[tokio::test]
 async fn logins_cost_one_verification_and_lock_out() {
     let dir = tempfile_dir();
-    let db = Sqlite::open(&dir.join("db.sqlite"));
+    let db = sqlite_file(&dir);
     schema::migrate(&db, hash).await.unwrap();
     users::create(
         &db,
@@ -834,7 +667,7 @@ async fn a_burst_of_guesses_gets_only_the_allowed_password_checks_on_postgres() 
 #[tokio::test]
 async fn successful_logins_do_not_use_up_the_address() {
     let dir = tempfile_dir();
-    let db = Sqlite::open(&dir.join("db.sqlite"));
+    let db = sqlite_file(&dir);
     schema::migrate(&db, hash).await.unwrap();
     users::create(&db, &registration("fay@example.com", "fay"), "hash:secret")
         .await
@@ -857,4 +690,37 @@ async fn successful_logins_do_not_use_up_the_address() {
         401,
         "ten good logins left the address's budget whole"
     );
+}
+
+// ---- the adapters themselves ---------------------------------------------------
+
+/// `NativeDatabase::open` picks the adapter by URL, and both run the
+/// migrations and a round trip through the repository.
+#[tokio::test]
+async fn native_databases_open_by_url() {
+    let dir = tempfile_dir();
+    let sqlite = NativeDatabase::open(&format!("sqlite://{}", dir.join("url.sqlite").display()))
+        .await
+        .unwrap();
+    let database = PgDatabase::create().await;
+    let postgres = NativeDatabase::open(&database.url()).await.unwrap();
+    for db in [&sqlite, &postgres] {
+        schema::migrate(db, hash).await.unwrap();
+        let first = items::get(db, 1).await.unwrap().unwrap();
+        assert_eq!(first.name, "Laptop");
+        assert_eq!(
+            db.query("SELECT 1", &[]).await.unwrap(),
+            vec![vec![Value::Int(1)]]
+        );
+    }
+    assert!(matches!(
+        NativeDatabase::open("mysql://elsewhere").await,
+        Err(DbError::Other(_))
+    ));
+    assert!(matches!(
+        NativeDatabase::open("postgres://postgres@127.0.0.1:1/x").await,
+        Err(DbError::Unavailable(_))
+    ));
+    drop(postgres);
+    database.drop_database().await;
 }

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod spin;
 
