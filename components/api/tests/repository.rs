@@ -91,12 +91,10 @@ fn hash() -> Result<String, DbError> {
 }
 
 async fn first_use_migrates_and_seeds_once<D: Database>(db: &D) {
-    let report = schema::migrate(db, hash).await.unwrap();
+    let report = schema::migrate(db).await.unwrap();
     assert_eq!(report.applied, vec![schema::latest_version()]);
     assert!(report.seeded);
-    let again = schema::migrate(db, || panic!("must not hash again"))
-        .await
-        .unwrap();
+    let again = schema::migrate(db).await.unwrap();
     assert!(again.applied.is_empty() && !again.seeded);
     let all = items::list(db, &Page::default()).await.unwrap();
     let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
@@ -117,7 +115,7 @@ fn page(skip: i64, limit: i64, owner_id: Option<i64>) -> Page {
 }
 
 async fn items_round_trip<D: Database>(db: &D) {
-    schema::migrate(db, hash).await.unwrap();
+    schema::migrate(db).await.unwrap();
     let owner = items::list(db, &page(0, 1, None)).await.unwrap()[0].owner_id;
     let name = "Robert'); DROP TABLE items;-- ünïcødé 🚀";
     let created = items::create(
@@ -219,7 +217,7 @@ async fn concurrent_first_use_seeds_once_on_postgres() {
     for _ in 0..6 {
         let db = database.connect().await;
         tasks.push(tokio::spawn(async move {
-            schema::migrate(&db, hash).await.map(|r| r.seeded)
+            schema::migrate(&db).await.map(|r| r.seeded)
         }));
     }
     let mut seeded = 0;
@@ -248,7 +246,7 @@ fn concurrent_first_use_seeds_once_on_sqlite() {
                     .build()
                     .unwrap();
                 runtime.block_on(async {
-                    schema::migrate(&SqliteDatabase::open(&path).unwrap(), hash)
+                    schema::migrate(&SqliteDatabase::open(&path).unwrap())
                         .await
                         .map(|r| r.seeded)
                 })
@@ -284,7 +282,7 @@ fn registration(email: &str, username: &str) -> NewUser {
 }
 
 async fn users_round_trip<D: Database>(db: &D) {
-    schema::migrate(db, hash).await.unwrap();
+    schema::migrate(db).await.unwrap();
     let alice = users::create(db, &registration("alice@example.com", "alice"), "hash-a")
         .await
         .unwrap();
@@ -316,12 +314,31 @@ async fn users_round_trip<D: Database>(db: &D) {
 
 on_both_databases!(users_round_trip);
 
+/// The seed's `admin` cannot log in until the auth component gives it
+/// `admin_password`, which happens once: later calls neither hash nor replace.
+async fn the_admin_password_is_provisioned_once<D: Database>(db: &D) {
+    schema::migrate(db).await.unwrap();
+    let (admin, stored) = users::by_username(db, "admin").await.unwrap().unwrap();
+    assert_eq!(
+        (admin.role.as_str(), stored.as_str()),
+        ("admin", users::NO_PASSWORD)
+    );
+    assert!(users::provision_admin_password(db, hash).await.unwrap());
+    let (_, stored) = users::by_username(db, "admin").await.unwrap().unwrap();
+    assert_eq!(Ok(stored), hash());
+    assert!(
+        !users::provision_admin_password(db, || panic!("must not hash again"))
+            .await
+            .unwrap()
+    );
+}
+
+on_both_databases!(the_admin_password_is_provisioned_once);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicate_registration_race_has_one_winner_on_postgres() {
     let database = PgDatabase::create().await;
-    schema::migrate(&database.connect().await, hash)
-        .await
-        .unwrap();
+    schema::migrate(&database.connect().await).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8 {
         let db = database.connect().await;
@@ -351,7 +368,7 @@ async fn duplicate_registration_race_has_one_winner_on_postgres() {
 use nexa_api::repository::sessions::{self, Refresh};
 
 async fn refresh_rotation<D: Database>(db: &D) {
-    schema::migrate(db, hash).await.unwrap();
+    schema::migrate(db).await.unwrap();
     sessions::create(db, "s1", 1, "h1", 3600).await.unwrap();
     assert_eq!(
         sessions::rotate(db, "h1", "h2", 3600).await.unwrap(),
@@ -398,7 +415,7 @@ on_both_databases!(refresh_rotation);
 async fn concurrent_refreshes_of_one_token_have_one_winner_on_postgres() {
     let database = PgDatabase::create().await;
     let db = database.connect().await;
-    schema::migrate(&db, hash).await.unwrap();
+    schema::migrate(&db).await.unwrap();
     sessions::create(&db, "race", 1, "t0", 3600).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8 {
@@ -427,7 +444,7 @@ async fn concurrent_refreshes_of_one_token_have_one_winner_on_postgres() {
 use nexa_api::repository::login_failures as throttle;
 
 async fn failed_logins_lock_out<D: Database>(db: &D) {
-    schema::migrate(db, hash).await.unwrap();
+    schema::migrate(db).await.unwrap();
     for expected in 1..=3 {
         let attempt = throttle::reserve(db, "user:alice", 300).await.unwrap();
         assert_eq!(attempt.number, expected);
@@ -479,9 +496,7 @@ on_both_databases!(failed_logins_lock_out);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_guessing_is_counted_exactly_on_postgres() {
     let database = PgDatabase::create().await;
-    schema::migrate(&database.connect().await, hash)
-        .await
-        .unwrap();
+    schema::migrate(&database.connect().await).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let db = database.connect().await;
@@ -528,7 +543,7 @@ impl PasswordCheck for Counting {
 async fn logins_cost_one_verification_and_lock_out() {
     let dir = tempfile_dir();
     let db = sqlite_file(&dir);
-    schema::migrate(&db, hash).await.unwrap();
+    schema::migrate(&db).await.unwrap();
     users::create(
         &db,
         &registration("dora@example.com", "dora"),
@@ -622,7 +637,7 @@ impl PasswordCheck for SharedCounting {
 async fn a_burst_of_guesses_gets_only_the_allowed_password_checks_on_postgres() {
     let database = PgDatabase::create().await;
     let setup = database.connect().await;
-    schema::migrate(&setup, hash).await.unwrap();
+    schema::migrate(&setup).await.unwrap();
     users::create(
         &setup,
         &registration("eve@example.com", "eve"),
@@ -668,7 +683,7 @@ async fn a_burst_of_guesses_gets_only_the_allowed_password_checks_on_postgres() 
 async fn successful_logins_do_not_use_up_the_address() {
     let dir = tempfile_dir();
     let db = sqlite_file(&dir);
-    schema::migrate(&db, hash).await.unwrap();
+    schema::migrate(&db).await.unwrap();
     users::create(&db, &registration("fay@example.com", "fay"), "hash:secret")
         .await
         .unwrap();
@@ -705,7 +720,7 @@ async fn native_databases_open_by_url() {
     let database = PgDatabase::create().await;
     let postgres = NativeDatabase::open(&database.url()).await.unwrap();
     for db in [&sqlite, &postgres] {
-        schema::migrate(db, hash).await.unwrap();
+        schema::migrate(db).await.unwrap();
         let first = items::get(db, 1).await.unwrap().unwrap();
         assert_eq!(first.name, "Laptop");
         assert_eq!(

@@ -5,10 +5,11 @@
 #![cfg(target_arch = "wasm32")]
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nexa_api::auth::jwt::Claims;
-use nexa_api::auth::login::{self, Bcrypt};
+use nexa_api::auth::login::{self, Bcrypt, hash_password};
 use nexa_api::auth::sessions::{digest, new_refresh_token};
 use nexa_api::auth::throttle::LoginPolicy;
 use nexa_api::error::{ApiError, FieldError, db_failure};
@@ -16,6 +17,7 @@ use nexa_api::http::{ApiRequest, json, no_content, respond};
 use nexa_api::repository::sessions::{self, Refresh};
 use nexa_api::repository::users;
 use nexa_api::routes::Endpoint;
+use nexa_api::storage::DbError;
 use nexa_api::storage::spin::{SpinDatabase, open_migrated};
 use nexa_api::users::User;
 use nexa_api::validation::{Field, json_object};
@@ -26,6 +28,9 @@ use spin_sdk::http_service;
 
 /// bcrypt with this instance's dummy hash, made once.
 static PASSWORDS: OnceLock<Bcrypt> = OnceLock::new();
+
+/// Set once this instance has made sure the seeded `admin` has its password.
+static ADMIN_PROVISIONED: AtomicBool = AtomicBool::new(false);
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
@@ -43,7 +48,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
         .is_some_and(|url| url.starts_with("https://"));
     let body = request.body;
 
-    let db = open_migrated().await?;
+    let db = open().await?;
     match request.matched.endpoint {
         Endpoint::IssueToken => {
             let (username, password) = credentials(&content_type, body).await?;
@@ -67,6 +72,28 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
         // Another component's route: spin.toml never sends it here.
         _ => Err(ApiError::NotFound("Not Found")),
     }
+}
+
+/// The database, migrated, and with the seeded `admin` given the
+/// `admin_password` variable (only this component is given it) before any
+/// login is checked.
+async fn open() -> Result<SpinDatabase, ApiError> {
+    let db = open_migrated().await?;
+    if !ADMIN_PROVISIONED.load(Ordering::Acquire) {
+        let password = variable("admin_password").await?;
+        let cost = number("bcrypt_cost").await? as u32;
+        users::provision_admin_password(&db, || {
+            hash_password(&password, cost)
+                .map_err(|e| DbError::Other(format!("hashing the admin password: {e}")))
+        })
+        .await
+        .map_err(|e| {
+            eprintln!("provisioning the admin account: {e}");
+            db_failure(e)
+        })?;
+        ADMIN_PROVISIONED.store(true, Ordering::Release);
+    }
+    Ok(db)
 }
 
 /// Username and password from a form, a multipart form or JSON.

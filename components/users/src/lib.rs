@@ -2,6 +2,7 @@
 //! when `allow_registration` is false), the caller's profile, admin listing.
 #![cfg(target_arch = "wasm32")]
 
+use nexa_api::auth::login::hash_password;
 use nexa_api::auth::{self, Principal};
 use nexa_api::error::{ApiError, db_failure};
 use nexa_api::http::{ApiRequest, json, respond};
@@ -47,7 +48,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
                 return Err(ApiError::Forbidden("Not enough permissions"));
             }
             let cost = number("bcrypt_cost").await? as u32;
-            let hash = bcrypt::hash(&new.password, cost).map_err(|_| ApiError::Internal)?;
+            let hash = hash_password(&new.password, cost).map_err(|_| ApiError::Internal)?;
             let user = users::create(&db, &new, &hash).await.map_err(|e| match e {
                 CreateError::EmailTaken => ApiError::Conflict("Email already registered"),
                 CreateError::UsernameTaken => ApiError::Conflict("Username already taken"),

@@ -24,9 +24,14 @@ pub struct Bcrypt {
 impl Bcrypt {
     /// Computes the dummy hash once (one hash at `cost`).
     pub fn new(cost: u32) -> Result<Self, String> {
-        let dummy = bcrypt::hash("not-a-password-anyone-has", cost).map_err(|e| e.to_string())?;
+        let dummy = hash_password("not-a-password-anyone-has", cost)?;
         Ok(Self { dummy })
     }
+}
+
+/// The bcrypt hash of `password` at `cost`, as the users table stores it.
+pub fn hash_password(password: &str, cost: u32) -> Result<String, String> {
+    bcrypt::hash(password, cost).map_err(|e| e.to_string())
 }
 
 impl PasswordCheck for Bcrypt {

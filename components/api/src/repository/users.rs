@@ -3,6 +3,11 @@
 use crate::storage::{Database, DbError, Dialect, Value};
 use crate::users::{NewUser, User};
 
+/// The stored hash of an account without a usable password: no bcrypt hash
+/// looks like it, so no password verifies against it (the seeded `admin`
+/// until the auth component sets its password).
+pub const NO_PASSWORD: &str = "!";
+
 const PG_COLUMNS: &str = "id, email, username, role, is_active, \
     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
 const SQLITE_COLUMNS: &str = "id, email, username, role, is_active, created_at";
@@ -121,4 +126,44 @@ pub async fn list<D: Database>(db: &D, skip: i64, limit: i64) -> Result<Vec<User
         .into_iter()
         .map(user)
         .collect()
+}
+
+/// Gives the seeded `admin` account its password, if it has none yet:
+/// `admin_password_hash` is asked for (a bcrypt hash costs time) only then.
+/// The update is conditional, so of concurrent callers one sets it and the
+/// others change nothing; an admin password set before is never replaced.
+/// Returns whether this call set it.
+pub async fn provision_admin_password<D: Database>(
+    db: &D,
+    admin_password_hash: impl FnOnce() -> Result<String, DbError>,
+) -> Result<bool, DbError> {
+    let d = db.dialect();
+    let unset = format!(
+        "username = 'admin' AND role = 'admin' AND hashed_password = {}",
+        d.param(1)
+    );
+    let waiting = db
+        .query(
+            &format!("SELECT id FROM users WHERE {unset}"),
+            &[Value::from(NO_PASSWORD)],
+        )
+        .await?;
+    if waiting.is_empty() {
+        return Ok(false);
+    }
+    let changed = db
+        .execute(
+            &format!(
+                "UPDATE users SET hashed_password = {}, updated_at = {} WHERE {}",
+                d.param(2),
+                d.now(),
+                unset
+            ),
+            &[
+                Value::from(NO_PASSWORD),
+                Value::Text(admin_password_hash()?),
+            ],
+        )
+        .await?;
+    Ok(changed > 0)
 }

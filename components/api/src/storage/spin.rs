@@ -10,26 +10,19 @@ use spin_sdk::sqlite;
 use super::{Database, DbError, Dialect, Value};
 use crate::error::{ApiError, db_failure};
 use crate::repository::schema;
-use crate::variables::{number, variable};
+use crate::variables::variable;
 
 /// Set once this instance has brought the schema up to date.
 static MIGRATED: AtomicBool = AtomicBool::new(false);
 
 /// The app's database (`database_url`), with the schema brought up to date
-/// (and seeded) on this instance's first use.
+/// (and seeded, without the admin's password) on this instance's first use.
 pub async fn open_migrated() -> Result<SpinDatabase, ApiError> {
     let db = SpinDatabase::open(&variable("database_url").await?)
         .await
         .map_err(db_failure)?;
     if !MIGRATED.load(Ordering::Acquire) {
-        let password = variable("admin_password").await?;
-        let cost = number("bcrypt_cost").await? as u32;
-        schema::migrate(&db, || {
-            bcrypt::hash(&password, cost)
-                .map_err(|e| DbError::Other(format!("hashing the admin password: {e}")))
-        })
-        .await
-        .map_err(|e| {
+        schema::migrate(&db).await.map_err(|e| {
             eprintln!("migrating: {e}");
             db_failure(e)
         })?;
