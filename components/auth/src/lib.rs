@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use nexa_api::auth::cookie;
 use nexa_api::auth::jwt::Claims;
 use nexa_api::auth::login::{self, Bcrypt, hash_password};
 use nexa_api::auth::sessions::{digest, new_refresh_token};
@@ -41,7 +42,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
     let request = ApiRequest::read(request).await?;
     let content_type = request.header("content-type").unwrap_or_default();
     let authorization = request.header("authorization");
-    let cookie = request.header("cookie");
+    let cookie_header = request.header("cookie");
     let client_addr = request.header("spin-client-addr").unwrap_or_default();
     let secure = request
         .header("spin-full-url")
@@ -55,7 +56,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
             token(&db, &username, &password, &client_addr, secure).await
         }
         Endpoint::RefreshToken => {
-            let presented = refresh_token(&body, cookie.as_deref())?;
+            let presented = refresh_token(&body, cookie_header.as_deref())?;
             refresh(&db, &presented, secure).await
         }
         Endpoint::Logout => {
@@ -178,7 +179,7 @@ fn invalid_body(message: &str) -> ApiError {
 }
 
 /// The refresh token from a JSON body, else from the cookie.
-fn refresh_token(body: &[u8], cookie: Option<&str>) -> Result<String, ApiError> {
+fn refresh_token(body: &[u8], cookie_header: Option<&str>) -> Result<String, ApiError> {
     let invalid = ApiError::Unauthorized("Invalid refresh token");
     if !body.iter().all(u8::is_ascii_whitespace) {
         let fields = json_object(body)?;
@@ -186,14 +187,7 @@ fn refresh_token(body: &[u8], cookie: Option<&str>) -> Result<String, ApiError> 
             return Ok(token.clone());
         }
     }
-    cookie
-        .into_iter()
-        .flat_map(|c| c.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == "refresh_token")
-        .map(|(_, value)| value.to_string())
-        .filter(|v| !v.is_empty())
-        .ok_or(invalid)
+    cookie::refresh_token(cookie_header).ok_or(invalid)
 }
 
 fn now() -> u64 {
@@ -208,12 +202,7 @@ fn random_secret() -> Result<String, ApiError> {
 }
 
 fn set_cookie(response: &mut Response<String>, token: &str, max_age: i64, secure: bool) {
-    let mut cookie =
-        format!("refresh_token={token}; HttpOnly; SameSite=Strict; Path=/auth; Max-Age={max_age}");
-    if secure {
-        cookie.push_str("; Secure");
-    }
-    if let Ok(value) = cookie.parse() {
+    if let Ok(value) = cookie::set_cookie(token, max_age, secure).parse() {
         response.headers_mut().insert("set-cookie", value);
     }
 }

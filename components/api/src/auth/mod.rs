@@ -3,6 +3,7 @@
 //! session must not be revoked and its user must exist and be active.
 //! The SQL behind all of it is in [`crate::repository`].
 
+pub mod cookie;
 pub mod jwt;
 pub mod login;
 pub mod sessions;
