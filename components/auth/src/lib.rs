@@ -14,7 +14,7 @@ use nexa_api::auth::login::{self, Bcrypt, hash_password};
 use nexa_api::auth::sessions::{digest, new_refresh_token};
 use nexa_api::auth::throttle::LoginPolicy;
 use nexa_api::error::{ApiError, FieldError, db_failure};
-use nexa_api::http::{ApiRequest, json, no_content, respond};
+use nexa_api::http::{ApiRequest, json, no_content, serve};
 use nexa_api::repository::sessions::{self, Refresh};
 use nexa_api::repository::users;
 use nexa_api::routes::Endpoint;
@@ -35,11 +35,10 @@ static ADMIN_PROVISIONED: AtomicBool = AtomicBool::new(false);
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    respond(route(request).await)
+    serve(request, route).await
 }
 
-async fn route(request: Request) -> Result<Response<String>, ApiError> {
-    let request = ApiRequest::read(request).await?;
+async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
     let content_type = request.header("content-type").unwrap_or_default();
     let authorization = request.header("authorization");
     let cookie_header = request.header("cookie");

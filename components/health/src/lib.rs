@@ -7,8 +7,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use nexa_api::http::error_response;
-use nexa_api::routes;
+use nexa_api::http::serve;
 use serde_json::{Value, json};
 use spin_sdk::http::{Request, Response, StatusCode};
 use spin_sdk::{http_service, key_value, pg, sqlite, variables};
@@ -18,10 +17,11 @@ const CACHE_PROBE_KEY: &str = "nexa:health:probe";
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    if let Err(error) = routes::resolve(request.method().as_str(), request.uri().path()) {
-        return error_response(&error);
-    }
+    serve(request, |_| async { Ok(health().await) }).await
+}
 
+/// The probes' report.
+async fn health() -> Response<String> {
     let database = probe(probe_database()).await;
     let cache = probe(probe_cache()).await;
     let healthy = database["status"] == "healthy" && cache["status"] == "healthy";

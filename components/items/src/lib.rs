@@ -4,7 +4,7 @@
 use nexa_api::auth::{self, Principal};
 use nexa_api::cache;
 use nexa_api::error::{ApiError, db_failure};
-use nexa_api::http::{ApiRequest, json_text, no_content, respond};
+use nexa_api::http::{ApiRequest, json_text, no_content, serve};
 use nexa_api::items::{Item, NewItem};
 use nexa_api::repository::items;
 use nexa_api::routes::Endpoint;
@@ -17,11 +17,10 @@ use spin_sdk::{http_service, key_value};
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    respond(route(request).await)
+    serve(request, route).await
 }
 
-async fn route(request: Request) -> Result<Response<String>, ApiError> {
-    let request = ApiRequest::read(request).await?;
+async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
     let matched = request.matched;
     let authorization = request.header("authorization");
     let (query, body) = (request.query.as_str(), request.body.as_slice());

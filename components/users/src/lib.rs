@@ -5,7 +5,7 @@
 use nexa_api::auth::login::hash_password;
 use nexa_api::auth::{self, Principal};
 use nexa_api::error::{ApiError, db_failure};
-use nexa_api::http::{ApiRequest, json, respond};
+use nexa_api::http::{ApiRequest, json, serve};
 use nexa_api::repository::users::{self, CreateError};
 use nexa_api::routes::Endpoint;
 use nexa_api::storage::spin::{SpinDatabase, open_migrated};
@@ -18,11 +18,10 @@ use spin_sdk::http_service;
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    respond(route(request).await)
+    serve(request, route).await
 }
 
-async fn route(request: Request) -> Result<Response<String>, ApiError> {
-    let request = ApiRequest::read(request).await?;
+async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
     let matched = request.matched;
     let authorization = request.header("authorization");
     let (query, body) = (request.query.as_str(), request.body.as_slice());

@@ -1,7 +1,8 @@
-//! The components' HTTP layer: a request read once (`ApiRequest`) and the
-//! one place a handler's outcome becomes a response. The spin-sdk types are
-//! wasm32 only.
+//! The components' HTTP layer: [`request_id`]s, and (wasm32) a request read
+//! once (`ApiRequest`) and the one place a handler's outcome becomes a
+//! response (`serve`).
 
+pub mod request_id;
 #[cfg(target_arch = "wasm32")]
 mod spin;
 #[cfg(target_arch = "wasm32")]
