@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use crate::storage::DbError;
+
 /// One position in a request: `["body", "price"]`, `["query", "limit"]`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Loc {
@@ -130,6 +132,14 @@ impl ApiError {
             ApiError::Unavailable => vec![("retry-after", "1".to_string())],
             _ => Vec::new(),
         }
+    }
+}
+
+/// Maps a database failure to the API's error: unreachable → 503, else 500.
+pub fn db_failure(error: DbError) -> ApiError {
+    match error {
+        DbError::Unavailable(_) => ApiError::Unavailable,
+        _ => ApiError::Internal,
     }
 }
 

@@ -1,22 +1,30 @@
-//! Code shared by Nexa's API components (auth, users, items). It holds no
-//! Spin-specific code, so its rules are tested natively; the components wire
-//! them to spin-sdk.
+//! Code shared by Nexa's API components (auth, users, items, health), laid
+//! out by concern:
+//!
+//! - the domain: [`items`], [`users`], [`price`], [`validation`] of request
+//!   bodies and queries, and the API's [`error`]s;
+//! - [`auth`]: access tokens, who is calling, logging in and its throttling,
+//!   refresh tokens;
+//! - [`repository`]: every SQL statement, one module per table or aggregate,
+//!   and the schema's migrations;
+//! - [`storage`]: the small [`storage::Database`] trait the repository is
+//!   written against, with its adapters (spin-sdk's Postgres and SQLite in
+//!   components; sqlx and rusqlite natively, behind the `native` feature);
+//! - the HTTP edge: the [`routes`] table, the read [`cache`]'s entries, and
+//!   (wasm32 only) [`http`] requests and responses and component [`variables`].
+//!
+//! Everything but the wasm32 adapters is plain Rust, tested natively.
 
 pub mod auth;
 pub mod cache;
-pub mod db;
 pub mod error;
+pub mod http;
 pub mod items;
-pub mod jwt;
-pub mod login;
 pub mod price;
+pub mod repository;
 pub mod routes;
-pub mod schema;
-pub mod sessions;
-#[cfg(target_arch = "wasm32")]
-pub mod spin_db;
-#[cfg(target_arch = "wasm32")]
-pub mod spin_http;
-pub mod throttle;
+pub mod storage;
 pub mod users;
 pub mod validation;
+#[cfg(target_arch = "wasm32")]
+pub mod variables;

@@ -220,6 +220,140 @@ pub fn item(body: &Body, completeness: Completeness) -> Result<ItemFields, ApiEr
     }
 }
 
+/// Most items one page may hold.
+pub const LIMIT_MAX: i64 = 1000;
+
+/// Which way a list runs by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    Ascending,
+    Descending,
+}
+
+/// A list request: `skip` (>= 0, default 0), `limit` (1..=1000, default
+/// 100), `owner_id` (> 0, items only) and `order` (`asc` | `desc` by id,
+/// default `asc`, items only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub skip: i64,
+    pub limit: i64,
+    pub owner_id: Option<i64>,
+    pub order: Order,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            skip: 0,
+            limit: 100,
+            owner_id: None,
+            order: Order::Ascending,
+        }
+    }
+}
+
+/// Reads a list request from a query string, percent-decoded (`+` is a
+/// space) as HTML forms encode it. Unknown parameters are ignored; every bad
+/// one is reported, in the query's order, with its `["query", name]` loc.
+pub fn page(query: &str) -> Result<Page, ApiError> {
+    let mut errors = Vec::new();
+    let Page {
+        mut skip,
+        mut limit,
+        owner_id: mut owner,
+        mut order,
+    } = Page::default();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        if key == "order" {
+            match value {
+                "asc" => order = Order::Ascending,
+                "desc" => order = Order::Descending,
+                _ => errors.push(FieldError::new(
+                    "enum",
+                    &["query", "order"],
+                    "Input should be 'asc' or 'desc'",
+                    Some(Value::String(value.to_string())),
+                )),
+            }
+            continue;
+        }
+        let parsed = value.parse::<i64>();
+        let input = Some(Value::String(value.to_string()));
+        let mut check = |name: &'static str, ok: Option<i64>, rule: &str, kind: &'static str| match (
+            parsed.clone(),
+            ok,
+        ) {
+            (Ok(_), Some(v)) => Some(v),
+            (Ok(_), None) => {
+                errors.push(FieldError::new(
+                    kind,
+                    &["query", name],
+                    rule.to_string(),
+                    input.clone(),
+                ));
+                None
+            }
+            (Err(_), _) => {
+                errors.push(FieldError::new(
+                    "int_parsing",
+                    &["query", name],
+                    "Input should be a valid integer, unable to parse string as an integer",
+                    input.clone(),
+                ));
+                None
+            }
+        };
+        match key {
+            "skip" => {
+                let ok = parsed.clone().ok().filter(|v| *v >= 0);
+                if let Some(v) = check(
+                    "skip",
+                    ok,
+                    "Input should be greater than or equal to 0",
+                    "greater_than_equal",
+                ) {
+                    skip = v;
+                }
+            }
+            "limit" => {
+                let ok = parsed.clone().ok().filter(|v| (1..=LIMIT_MAX).contains(v));
+                if let Some(v) = check(
+                    "limit",
+                    ok,
+                    "Input should be between 1 and 1000",
+                    "less_than_equal",
+                ) {
+                    limit = v;
+                }
+            }
+            "owner_id" => {
+                let ok = parsed.clone().ok().filter(|v| *v > 0);
+                if let Some(v) = check(
+                    "owner_id",
+                    ok,
+                    "Input should be greater than 0",
+                    "greater_than",
+                ) {
+                    owner = Some(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok(Page {
+            skip,
+            limit,
+            owner_id: owner,
+            order,
+        })
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,139 +457,6 @@ mod tests {
     }
 }
 
-/// Most items one page may hold.
-pub const LIMIT_MAX: i64 = 1000;
-
-/// `skip` (>= 0, default 0), `limit` (1..=1000, default 100) and an optional
-/// positive `owner_id` from a query string.
-/// Which way a list runs by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Order {
-    #[default]
-    Ascending,
-    Descending,
-}
-
-/// A list request: `skip` (>= 0, default 0), `limit` (1..=1000, default
-/// 100), `owner_id` (> 0, items only) and `order` (`asc` | `desc` by id,
-/// default `asc`, items only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    pub skip: i64,
-    pub limit: i64,
-    pub owner_id: Option<i64>,
-    pub order: Order,
-}
-
-impl Default for Page {
-    fn default() -> Self {
-        Self {
-            skip: 0,
-            limit: 100,
-            owner_id: None,
-            order: Order::Ascending,
-        }
-    }
-}
-
-pub fn page(query: &str) -> Result<Page, ApiError> {
-    let mut errors = Vec::new();
-    let Page {
-        mut skip,
-        mut limit,
-        owner_id: mut owner,
-        mut order,
-    } = Page::default();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key == "order" {
-            match value {
-                "asc" => order = Order::Ascending,
-                "desc" => order = Order::Descending,
-                _ => errors.push(FieldError::new(
-                    "enum",
-                    &["query", "order"],
-                    "Input should be 'asc' or 'desc'",
-                    Some(Value::String(value.to_string())),
-                )),
-            }
-            continue;
-        }
-        let parsed = value.parse::<i64>();
-        let input = Some(Value::String(value.to_string()));
-        let mut check = |name: &'static str, ok: Option<i64>, rule: &str, kind: &'static str| match (
-            parsed.clone(),
-            ok,
-        ) {
-            (Ok(_), Some(v)) => Some(v),
-            (Ok(_), None) => {
-                errors.push(FieldError::new(
-                    kind,
-                    &["query", name],
-                    rule.to_string(),
-                    input.clone(),
-                ));
-                None
-            }
-            (Err(_), _) => {
-                errors.push(FieldError::new(
-                    "int_parsing",
-                    &["query", name],
-                    "Input should be a valid integer, unable to parse string as an integer",
-                    input.clone(),
-                ));
-                None
-            }
-        };
-        match key {
-            "skip" => {
-                let ok = parsed.clone().ok().filter(|v| *v >= 0);
-                if let Some(v) = check(
-                    "skip",
-                    ok,
-                    "Input should be greater than or equal to 0",
-                    "greater_than_equal",
-                ) {
-                    skip = v;
-                }
-            }
-            "limit" => {
-                let ok = parsed.clone().ok().filter(|v| (1..=LIMIT_MAX).contains(v));
-                if let Some(v) = check(
-                    "limit",
-                    ok,
-                    "Input should be between 1 and 1000",
-                    "less_than_equal",
-                ) {
-                    limit = v;
-                }
-            }
-            "owner_id" => {
-                let ok = parsed.clone().ok().filter(|v| *v > 0);
-                if let Some(v) = check(
-                    "owner_id",
-                    ok,
-                    "Input should be greater than 0",
-                    "greater_than",
-                ) {
-                    owner = Some(v);
-                }
-            }
-            _ => {}
-        }
-    }
-    if errors.is_empty() {
-        Ok(Page {
-            skip,
-            limit,
-            owner_id: owner,
-            order,
-        })
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
-
 #[cfg(test)]
 mod page_tests {
     use super::*;
@@ -489,5 +490,72 @@ mod page_tests {
             panic!()
         };
         assert_eq!(errors.len(), 2);
+    }
+
+    fn input_of(query: &str) -> (Vec<String>, Option<Value>) {
+        let Err(ApiError::Validation(errors)) = page(query) else {
+            panic!("{query} was accepted")
+        };
+        let loc = errors[0]
+            .loc
+            .iter()
+            .map(|l| match l {
+                crate::error::Loc::Key(k) => k.clone(),
+                crate::error::Loc::Index(i) => i.to_string(),
+            })
+            .collect();
+        (loc, errors[0].input.clone())
+    }
+
+    #[test]
+    fn queries_are_percent_decoded() {
+        assert_eq!(page("owner_id=%31").unwrap().owner_id, Some(1));
+        assert_eq!(page("order=%61sc").unwrap().order, Order::Ascending);
+        assert_eq!(page("order=%64%65%73%63").unwrap().order, Order::Descending);
+        assert_eq!(
+            page("%6Cimit=7&skip=%32").unwrap(),
+            Page {
+                skip: 2,
+                limit: 7,
+                ..Page::default()
+            }
+        );
+        assert_eq!(
+            page("&&limit=3&").unwrap().limit,
+            3,
+            "empty pairs are skipped"
+        );
+        assert_eq!(
+            page("flag&limit=3").unwrap().limit,
+            3,
+            "unknown keys are ignored"
+        );
+        // `+` is a space, so these are not the values they look like.
+        assert_eq!(
+            input_of("order=desc+"),
+            (
+                vec!["query".into(), "order".into()],
+                Some(Value::from("desc "))
+            )
+        );
+        assert_eq!(
+            input_of("limit=+5"),
+            (
+                vec!["query".into(), "limit".into()],
+                Some(Value::from(" 5"))
+            )
+        );
+        assert_eq!(
+            input_of("skip=%2D1"),
+            (vec!["query".into(), "skip".into()], Some(Value::from("-1")))
+        );
+        // Undecodable bytes do not fail the request: they are not a number.
+        assert_eq!(
+            input_of("owner_id=%FF"),
+            (
+                vec!["query".into(), "owner_id".into()],
+                Some(Value::from("\u{FFFD}"))
+            )
+        );
     }
 }

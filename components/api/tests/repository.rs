@@ -1,186 +1,16 @@
-//! The repository against the real databases: an SQLite file and a database
-//! of the test's own on the PostgreSQL at 127.0.0.1:5432, through small
-//! native adapters of the `Database` interface (the components use spin-sdk's).
+//! The repository against the real databases, through the native adapters
+//! of the `Database` trait (`storage::native`; the components use spin-sdk's):
+//! an SQLite file in a temporary directory, and a database of the test's own
+//! on the PostgreSQL at 127.0.0.1:5432, dropped afterwards.
 
-use std::sync::Mutex;
-
-use nexa_api::db::{Database, DbError, Dialect, Value};
-use nexa_api::items::{self, NewItem};
+use nexa_api::items::NewItem;
 use nexa_api::price::Price;
-use nexa_api::schema;
+use nexa_api::repository::{self, items, schema};
+use nexa_api::storage::native::{NativeDatabase, PostgresDatabase, SqliteDatabase};
+use nexa_api::storage::{Database, DbError, Value};
 use nexa_api::validation::{ItemFields, Order, Page};
-use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 
-// ---- adapters ------------------------------------------------------------
-
-struct Sqlite(Mutex<rusqlite::Connection>);
-
-impl Sqlite {
-    fn open(path: &std::path::Path) -> Self {
-        let connection = rusqlite::Connection::open(path).unwrap();
-        connection
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
-        connection
-            .pragma_update(None, "foreign_keys", "ON")
-            .unwrap();
-        Self(Mutex::new(connection))
-    }
-}
-
-fn sqlite_error(e: rusqlite::Error) -> DbError {
-    match &e {
-        rusqlite::Error::SqliteFailure(f, message)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-        {
-            DbError::UniqueViolation(message.clone().unwrap_or_default())
-        }
-        _ => DbError::Other(e.to_string()),
-    }
-}
-
-fn sqlite_params(params: &[Value]) -> Vec<rusqlite::types::Value> {
-    params
-        .iter()
-        .map(|v| match v {
-            Value::Null => rusqlite::types::Value::Null,
-            Value::Int(i) => rusqlite::types::Value::Integer(*i),
-            Value::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
-            Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
-        })
-        .collect()
-}
-
-impl Database for Sqlite {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-
-    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let connection = self.0.lock().unwrap();
-        connection
-            .execute(sql, rusqlite::params_from_iter(sqlite_params(params)))
-            .map(|n| n as u64)
-            .map_err(sqlite_error)
-    }
-
-    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
-        let connection = self.0.lock().unwrap();
-        let mut statement = connection.prepare(sql).map_err(sqlite_error)?;
-        let width = statement.column_count();
-        let mut rows = statement
-            .query(rusqlite::params_from_iter(sqlite_params(params)))
-            .map_err(sqlite_error)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(sqlite_error)? {
-            out.push(
-                (0..width)
-                    .map(|i| match row.get_ref(i).unwrap() {
-                        rusqlite::types::ValueRef::Null => Value::Null,
-                        rusqlite::types::ValueRef::Integer(i) => Value::Int(i),
-                        rusqlite::types::ValueRef::Real(f) => Value::Text(f.to_string()),
-                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                            Value::Text(String::from_utf8_lossy(t).into_owned())
-                        }
-                    })
-                    .collect(),
-            );
-        }
-        Ok(out)
-    }
-}
-
-struct Postgres(tokio::sync::Mutex<sqlx::PgConnection>);
-
-fn pg_error(e: sqlx::Error) -> DbError {
-    match &e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            DbError::UniqueViolation(db.constraint().unwrap_or_default().to_string())
-        }
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => DbError::Unavailable(e.to_string()),
-        _ => DbError::Other(e.to_string()),
-    }
-}
-
-type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
-/// Prepares the statement and binds each value as the type the server
-/// inferred for its parameter (as the Nexa host does for guests).
-async fn typed<'q>(
-    connection: &mut sqlx::PgConnection,
-    sql: &'q str,
-    params: &[Value],
-) -> Result<PgQuery<'q>, DbError> {
-    let statement = (&mut *connection).prepare(sql).await.map_err(pg_error)?;
-    let types: Vec<String> = match statement.parameters() {
-        Some(sqlx::Either::Left(types)) => types.iter().map(|t| t.name().to_string()).collect(),
-        _ => Vec::new(),
-    };
-    let mut query = sqlx::query(sql);
-    for (value, ty) in params.iter().zip(types) {
-        query = match (value, ty.as_str()) {
-            (Value::Null, "INT8") => query.bind(None::<i64>),
-            (Value::Null, "BOOL") => query.bind(None::<bool>),
-            (Value::Null, _) => query.bind(None::<String>),
-            (Value::Int(i), "INT4") => query.bind(*i as i32),
-            (Value::Int(i), "INT2") => query.bind(*i as i16),
-            (Value::Int(i), _) => query.bind(*i),
-            (Value::Bool(b), _) => query.bind(*b),
-            (Value::Text(t), _) => query.bind(t.clone()),
-        };
-    }
-    Ok(query)
-}
-
-impl Database for Postgres {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
-    async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let mut connection = self.0.lock().await;
-        let done = if params.is_empty() {
-            // Simple protocol: BEGIN, COMMIT, DDL.
-            connection.execute(sqlx::raw_sql(sql)).await
-        } else {
-            typed(&mut connection, sql, params)
-                .await?
-                .execute(&mut *connection)
-                .await
-        };
-        done.map(|r| r.rows_affected()).map_err(pg_error)
-    }
-
-    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
-        let mut connection = self.0.lock().await;
-        let rows = typed(&mut connection, sql, params)
-            .await?
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(pg_error)?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                row.columns()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, column)| {
-                        if row.try_get_raw(i).unwrap().is_null() {
-                            return Value::Null;
-                        }
-                        match column.type_info().name() {
-                            "INT8" => Value::Int(row.get(i)),
-                            "INT4" => Value::Int(i64::from(row.get::<i32, _>(i))),
-                            "INT2" => Value::Int(i64::from(row.get::<i16, _>(i))),
-                            "BOOL" => Value::Bool(row.get(i)),
-                            _ => Value::Text(row.get(i)),
-                        }
-                    })
-                    .collect()
-            })
-            .collect())
-    }
-}
+const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// A database of the test's own, dropped at the end.
 struct PgDatabase {
@@ -188,41 +18,44 @@ struct PgDatabase {
 }
 
 impl PgDatabase {
+    async fn server() -> PostgresDatabase {
+        PostgresDatabase::connect(&format!("{POSTGRES_SERVER}/postgres?sslmode=disable"))
+            .await
+            .unwrap()
+    }
+
     async fn create() -> Self {
         let name = format!("nexa_repo_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(
-            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
-        )
-        .await
-        .unwrap();
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
+        Self::server()
+            .await
+            .execute(&format!("CREATE DATABASE {name}"), &[])
             .await
             .unwrap();
         Self { name }
     }
 
-    async fn connect(&self) -> Postgres {
-        let url = format!(
-            "postgres://postgres@127.0.0.1:5432/{}?sslmode=disable",
-            self.name
-        );
-        Postgres(tokio::sync::Mutex::new(
-            sqlx::PgConnection::connect(&url).await.unwrap(),
-        ))
+    fn url(&self) -> String {
+        format!("{POSTGRES_SERVER}/{}?sslmode=disable", self.name)
+    }
+
+    async fn connect(&self) -> PostgresDatabase {
+        PostgresDatabase::connect(&self.url()).await.unwrap()
     }
 
     async fn drop_database(self) {
-        let mut admin = sqlx::PgConnection::connect(
-            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
-        )
-        .await
-        .unwrap();
-        admin
-            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+        Self::server()
+            .await
+            .execute(
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                &[],
+            )
             .await
             .unwrap();
     }
+}
+
+fn sqlite_file(dir: &std::path::Path) -> SqliteDatabase {
+    SqliteDatabase::open(&dir.join("db.sqlite")).unwrap()
 }
 
 // ---- the tests, run on both backends ---------------------------------------
@@ -239,7 +72,7 @@ macro_rules! on_both_databases {
                 #[tokio::test]
                 async fn sqlite() {
                     let dir = tempfile_dir();
-                    super::$name(&Sqlite::open(&dir.join("db.sqlite"))).await;
+                    super::$name(&sqlite_file(&dir)).await;
                 }
 
                 #[tokio::test]
@@ -258,12 +91,10 @@ fn hash() -> Result<String, DbError> {
 }
 
 async fn first_use_migrates_and_seeds_once<D: Database>(db: &D) {
-    let report = schema::migrate(db, hash).await.unwrap();
+    let report = schema::migrate(db).await.unwrap();
     assert_eq!(report.applied, vec![schema::latest_version()]);
     assert!(report.seeded);
-    let again = schema::migrate(db, || panic!("must not hash again"))
-        .await
-        .unwrap();
+    let again = schema::migrate(db).await.unwrap();
     assert!(again.applied.is_empty() && !again.seeded);
     let all = items::list(db, &Page::default()).await.unwrap();
     let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
@@ -284,7 +115,7 @@ fn page(skip: i64, limit: i64, owner_id: Option<i64>) -> Page {
 }
 
 async fn items_round_trip<D: Database>(db: &D) {
-    schema::migrate(db, hash).await.unwrap();
+    schema::migrate(db).await.unwrap();
     let owner = items::list(db, &page(0, 1, None)).await.unwrap()[0].owner_id;
     let name = "Robert'); DROP TABLE items;-- ünïcødé 🚀";
     let created = items::create(
@@ -386,7 +217,7 @@ async fn concurrent_first_use_seeds_once_on_postgres() {
     for _ in 0..6 {
         let db = database.connect().await;
         tasks.push(tokio::spawn(async move {
-            schema::migrate(&db, hash).await.map(|r| r.seeded)
+            schema::migrate(&db).await.map(|r| r.seeded)
         }));
     }
     let mut seeded = 0;
@@ -415,7 +246,7 @@ fn concurrent_first_use_seeds_once_on_sqlite() {
                     .build()
                     .unwrap();
                 runtime.block_on(async {
-                    schema::migrate(&Sqlite::open(&path), hash)
+                    schema::migrate(&SqliteDatabase::open(&path).unwrap())
                         .await
                         .map(|r| r.seeded)
                 })
@@ -438,7 +269,8 @@ fn tempfile_dir() -> std::path::PathBuf {
 
 // ---- users -----------------------------------------------------------------
 
-use nexa_api::users::{self, CreateError, NewUser};
+use nexa_api::repository::users::{self, CreateError};
+use nexa_api::users::NewUser;
 
 fn registration(email: &str, username: &str) -> NewUser {
     NewUser {
@@ -450,7 +282,7 @@ fn registration(email: &str, username: &str) -> NewUser {
 }
 
 async fn users_round_trip<D: Database>(db: &D) {
-    schema::migrate(db, hash).await.unwrap();
+    schema::migrate(db).await.unwrap();
     let alice = users::create(db, &registration("alice@example.com", "alice"), "hash-a")
         .await
         .unwrap();
@@ -482,12 +314,31 @@ async fn users_round_trip<D: Database>(db: &D) {
 
 on_both_databases!(users_round_trip);
 
+/// The seed's `admin` cannot log in until the auth component gives it
+/// `admin_password`, which happens once: later calls neither hash nor replace.
+async fn the_admin_password_is_provisioned_once<D: Database>(db: &D) {
+    schema::migrate(db).await.unwrap();
+    let (admin, stored) = users::by_username(db, "admin").await.unwrap().unwrap();
+    assert_eq!(
+        (admin.role.as_str(), stored.as_str()),
+        ("admin", users::NO_PASSWORD)
+    );
+    assert!(users::provision_admin_password(db, hash).await.unwrap());
+    let (_, stored) = users::by_username(db, "admin").await.unwrap().unwrap();
+    assert_eq!(Ok(stored), hash());
+    assert!(
+        !users::provision_admin_password(db, || panic!("must not hash again"))
+            .await
+            .unwrap()
+    );
+}
+
+on_both_databases!(the_admin_password_is_provisioned_once);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicate_registration_race_has_one_winner_on_postgres() {
     let database = PgDatabase::create().await;
-    schema::migrate(&database.connect().await, hash)
-        .await
-        .unwrap();
+    schema::migrate(&database.connect().await).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8 {
         let db = database.connect().await;
@@ -514,10 +365,10 @@ async fn duplicate_registration_race_has_one_winner_on_postgres() {
 
 // ---- sessions --------------------------------------------------------------
 
-use nexa_api::sessions::{self, Refresh};
+use nexa_api::repository::sessions::{self, Refresh};
 
 async fn refresh_rotation<D: Database>(db: &D) {
-    schema::migrate(db, hash).await.unwrap();
+    schema::migrate(db).await.unwrap();
     sessions::create(db, "s1", 1, "h1", 3600).await.unwrap();
     assert_eq!(
         sessions::rotate(db, "h1", "h2", 3600).await.unwrap(),
@@ -564,7 +415,7 @@ on_both_databases!(refresh_rotation);
 async fn concurrent_refreshes_of_one_token_have_one_winner_on_postgres() {
     let database = PgDatabase::create().await;
     let db = database.connect().await;
-    schema::migrate(&db, hash).await.unwrap();
+    schema::migrate(&db).await.unwrap();
     sessions::create(&db, "race", 1, "t0", 3600).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8 {
@@ -590,10 +441,10 @@ async fn concurrent_refreshes_of_one_token_have_one_winner_on_postgres() {
 
 // ---- throttling --------------------------------------------------------------
 
-use nexa_api::throttle;
+use nexa_api::repository::login_failures as throttle;
 
 async fn failed_logins_lock_out<D: Database>(db: &D) {
-    schema::migrate(db, hash).await.unwrap();
+    schema::migrate(db).await.unwrap();
     for expected in 1..=3 {
         let attempt = throttle::reserve(db, "user:alice", 300).await.unwrap();
         assert_eq!(attempt.number, expected);
@@ -645,9 +496,7 @@ on_both_databases!(failed_logins_lock_out);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_guessing_is_counted_exactly_on_postgres() {
     let database = PgDatabase::create().await;
-    schema::migrate(&database.connect().await, hash)
-        .await
-        .unwrap();
+    schema::migrate(&database.connect().await).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let db = database.connect().await;
@@ -672,8 +521,9 @@ async fn parallel_guessing_is_counted_exactly_on_postgres() {
 
 // ---- logging in ----------------------------------------------------------------
 
+use nexa_api::auth::login::{self, PasswordCheck};
+use nexa_api::auth::throttle::LoginPolicy;
 use nexa_api::error::ApiError;
-use nexa_api::login::{self, LoginPolicy, PasswordCheck};
 
 /// Counts verifications; "password" matches the hash "hash:password".
 struct Counting(std::cell::Cell<usize>);
@@ -692,8 +542,8 @@ impl PasswordCheck for Counting {
 #[tokio::test]
 async fn logins_cost_one_verification_and_lock_out() {
     let dir = tempfile_dir();
-    let db = Sqlite::open(&dir.join("db.sqlite"));
-    schema::migrate(&db, hash).await.unwrap();
+    let db = sqlite_file(&dir);
+    schema::migrate(&db).await.unwrap();
     users::create(
         &db,
         &registration("dora@example.com", "dora"),
@@ -787,7 +637,7 @@ impl PasswordCheck for SharedCounting {
 async fn a_burst_of_guesses_gets_only_the_allowed_password_checks_on_postgres() {
     let database = PgDatabase::create().await;
     let setup = database.connect().await;
-    schema::migrate(&setup, hash).await.unwrap();
+    schema::migrate(&setup).await.unwrap();
     users::create(
         &setup,
         &registration("eve@example.com", "eve"),
@@ -832,8 +682,8 @@ async fn a_burst_of_guesses_gets_only_the_allowed_password_checks_on_postgres() 
 #[tokio::test]
 async fn successful_logins_do_not_use_up_the_address() {
     let dir = tempfile_dir();
-    let db = Sqlite::open(&dir.join("db.sqlite"));
-    schema::migrate(&db, hash).await.unwrap();
+    let db = sqlite_file(&dir);
+    schema::migrate(&db).await.unwrap();
     users::create(&db, &registration("fay@example.com", "fay"), "hash:secret")
         .await
         .unwrap();
@@ -855,4 +705,34 @@ async fn successful_logins_do_not_use_up_the_address() {
         401,
         "ten good logins left the address's budget whole"
     );
+}
+
+// ---- the adapters themselves ---------------------------------------------------
+
+/// `NativeDatabase::open` picks the adapter by URL, and both run the
+/// migrations and a round trip through the repository.
+#[tokio::test]
+async fn native_databases_open_by_url() {
+    let dir = tempfile_dir();
+    let sqlite = NativeDatabase::open(&format!("sqlite://{}", dir.join("url.sqlite").display()))
+        .await
+        .unwrap();
+    let database = PgDatabase::create().await;
+    let postgres = NativeDatabase::open(&database.url()).await.unwrap();
+    for db in [&sqlite, &postgres] {
+        schema::migrate(db).await.unwrap();
+        let first = items::get(db, 1).await.unwrap().unwrap();
+        assert_eq!(first.name, "Laptop");
+        repository::ping(db).await.unwrap();
+    }
+    assert!(matches!(
+        NativeDatabase::open("mysql://elsewhere").await,
+        Err(DbError::Other(_))
+    ));
+    assert!(matches!(
+        NativeDatabase::open("postgres://postgres@127.0.0.1:1/x").await,
+        Err(DbError::Unavailable(_))
+    ));
+    drop(postgres);
+    database.drop_database().await;
 }

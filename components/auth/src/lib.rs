@@ -5,56 +5,63 @@
 #![cfg(target_arch = "wasm32")]
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use nexa_api::auth::{self, db_failure};
-use nexa_api::error::{ApiError, FieldError};
-use nexa_api::jwt::Claims;
-use nexa_api::login::{self, Bcrypt, LoginPolicy};
+use nexa_api::auth::cookie;
+use nexa_api::auth::jwt::Claims;
+use nexa_api::auth::login::{self, Bcrypt, hash_password};
+use nexa_api::auth::sessions::{digest, new_refresh_token};
+use nexa_api::auth::throttle::LoginPolicy;
+use nexa_api::error::{ApiError, FieldError, db_failure};
+use nexa_api::http::{ApiRequest, json, no_content, serve};
+use nexa_api::repository::sessions::{self, Refresh};
+use nexa_api::repository::users;
 use nexa_api::routes::Endpoint;
-use nexa_api::sessions::{self, Refresh};
-use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
-use nexa_api::spin_http::{ApiRequest, json, no_content, respond};
-use nexa_api::users::{self, User};
+use nexa_api::storage::DbError;
+use nexa_api::storage::spin::{SpinDatabase, open_migrated};
+use nexa_api::users::User;
 use nexa_api::validation::{Field, json_object};
+use nexa_api::variables::{number, token_keys, variable};
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_service;
 
 /// bcrypt with this instance's dummy hash, made once.
 static PASSWORDS: OnceLock<Bcrypt> = OnceLock::new();
 
+/// Set once this instance has made sure the seeded `admin` has its password.
+static ADMIN_PROVISIONED: AtomicBool = AtomicBool::new(false);
+
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    respond(route(request).await)
+    serve(request, route).await
 }
 
-async fn route(request: Request) -> Result<Response<String>, ApiError> {
-    let request = ApiRequest::read(request).await?;
+async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
     let content_type = request.header("content-type").unwrap_or_default();
     let authorization = request.header("authorization");
-    let cookie = request.header("cookie");
+    let cookie_header = request.header("cookie");
     let client_addr = request.header("spin-client-addr").unwrap_or_default();
     let secure = request
         .header("spin-full-url")
         .is_some_and(|url| url.starts_with("https://"));
     let body = request.body;
 
-    let db = open_migrated().await?;
+    let db = open().await?;
     match request.matched.endpoint {
         Endpoint::IssueToken => {
             let (username, password) = credentials(&content_type, body).await?;
             token(&db, &username, &password, &client_addr, secure).await
         }
         Endpoint::RefreshToken => {
-            let presented = refresh_token(&body, cookie.as_deref())?;
+            let presented = refresh_token(&body, cookie_header.as_deref())?;
             refresh(&db, &presented, secure).await
         }
         Endpoint::Logout => {
             let caller =
-                auth::authenticate(&db, &token_keys().await?, authorization.as_deref()).await?;
+                nexa_api::auth::authenticate(&db, &token_keys().await?, authorization.as_deref())
+                    .await?;
             sessions::revoke(&db, &caller.session)
                 .await
                 .map_err(db_failure)?;
@@ -65,6 +72,28 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
         // Another component's route: spin.toml never sends it here.
         _ => Err(ApiError::NotFound("Not Found")),
     }
+}
+
+/// The database, migrated, and with the seeded `admin` given the
+/// `admin_password` variable (only this component is given it) before any
+/// login is checked.
+async fn open() -> Result<SpinDatabase, ApiError> {
+    let db = open_migrated().await?;
+    if !ADMIN_PROVISIONED.load(Ordering::Acquire) {
+        let password = variable("admin_password").await?;
+        let cost = number("bcrypt_cost").await? as u32;
+        users::provision_admin_password(&db, || {
+            hash_password(&password, cost)
+                .map_err(|e| DbError::Other(format!("hashing the admin password: {e}")))
+        })
+        .await
+        .map_err(|e| {
+            eprintln!("provisioning the admin account: {e}");
+            db_failure(e)
+        })?;
+        ADMIN_PROVISIONED.store(true, Ordering::Release);
+    }
+    Ok(db)
 }
 
 /// Username and password from a form, a multipart form or JSON.
@@ -149,7 +178,7 @@ fn invalid_body(message: &str) -> ApiError {
 }
 
 /// The refresh token from a JSON body, else from the cookie.
-fn refresh_token(body: &[u8], cookie: Option<&str>) -> Result<String, ApiError> {
+fn refresh_token(body: &[u8], cookie_header: Option<&str>) -> Result<String, ApiError> {
     let invalid = ApiError::Unauthorized("Invalid refresh token");
     if !body.iter().all(u8::is_ascii_whitespace) {
         let fields = json_object(body)?;
@@ -157,14 +186,7 @@ fn refresh_token(body: &[u8], cookie: Option<&str>) -> Result<String, ApiError> 
             return Ok(token.clone());
         }
     }
-    cookie
-        .into_iter()
-        .flat_map(|c| c.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == "refresh_token")
-        .map(|(_, value)| value.to_string())
-        .filter(|v| !v.is_empty())
-        .ok_or(invalid)
+    cookie::refresh_token(cookie_header).ok_or(invalid)
 }
 
 fn now() -> u64 {
@@ -175,22 +197,11 @@ fn now() -> u64 {
 }
 
 fn random_secret() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|_| ApiError::Internal)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    new_refresh_token().map_err(|_| ApiError::Internal)
 }
 
 fn set_cookie(response: &mut Response<String>, token: &str, max_age: i64, secure: bool) {
-    let mut cookie =
-        format!("refresh_token={token}; HttpOnly; SameSite=Strict; Path=/auth; Max-Age={max_age}");
-    if secure {
-        cookie.push_str("; Secure");
-    }
-    if let Ok(value) = cookie.parse() {
+    if let Ok(value) = cookie::set_cookie(token, max_age, secure).parse() {
         response.headers_mut().insert("set-cookie", value);
     }
 }

@@ -1,29 +1,38 @@
 //! `GET /health`: probes the database and the key-value store and reports
 //! `operational` (200) or `degraded` (503).
 //!
-//! The database is chosen by the `database_url` variable: empty means the
-//! embedded SQLite `default` database, a `postgres://` URL means Postgres.
+//! The database is reached as every API component reaches it (`database_url`:
+//! empty for the embedded SQLite `default` database, or a `postgres://` URL),
+//! through the shared `Database` adapter. A failed probe reports only
+//! `unhealthy` to the client: backend messages (driver errors, addresses)
+//! go to the component's log (stderr) with the request id.
 #![cfg(target_arch = "wasm32")]
 
 use std::time::{Instant, SystemTime};
 
-use nexa_api::routes;
-use nexa_api::spin_http::error_response;
+use nexa_api::http::{json, serve};
+use nexa_api::repository;
+use nexa_api::storage::spin::SpinDatabase;
 use serde_json::{Value, json};
-use spin_sdk::http::{Request, Response, StatusCode};
-use spin_sdk::{http_service, key_value, pg, sqlite, variables};
+use spin_sdk::http::{Request, Response};
+use spin_sdk::{http_service, key_value, variables};
 
 /// The key the cache probe looks up.
 const CACHE_PROBE_KEY: &str = "nexa:health:probe";
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    if let Err(error) = routes::resolve(request.method().as_str(), request.uri().path()) {
-        return error_response(&error);
-    }
+    serve(
+        request,
+        |request| async move { Ok(health(&request.id).await) },
+    )
+    .await
+}
 
-    let database = probe(probe_database()).await;
-    let cache = probe(probe_cache()).await;
+/// The probes' report.
+async fn health(request_id: &str) -> Response<String> {
+    let database = probe(request_id, "database", probe_database()).await;
+    let cache = probe(request_id, "cache", probe_cache()).await;
     let healthy = database["status"] == "healthy" && cache["status"] == "healthy";
     let body = json!({
         "status": if healthy { "operational" } else { "degraded" },
@@ -31,67 +40,39 @@ async fn handle(request: Request) -> Response<String> {
         "components": { "database": database, "cache": cache },
         "timestamp": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
     });
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let mut response = json_response(status, &body);
+    let mut response = json(if healthy { 200 } else { 503 }, &body);
     response
         .headers_mut()
         .insert("cache-control", "no-store".parse().expect("static header"));
     response
 }
 
-/// Runs one probe and renders its outcome with the time it took.
-async fn probe(check: impl Future<Output = Result<(), String>>) -> Value {
+/// Runs one probe and renders its outcome with the time it took; why it
+/// failed is logged, never answered.
+async fn probe(
+    request_id: &str,
+    name: &str,
+    check: impl Future<Output = Result<(), String>>,
+) -> Value {
     let started = Instant::now();
     let outcome = check.await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
-    match outcome {
-        Ok(()) => json!({ "status": "healthy", "latency_ms": latency_ms }),
-        Err(error) => json!({ "status": "unhealthy", "latency_ms": latency_ms, "error": error }),
-    }
+    let status = match outcome {
+        Ok(()) => "healthy",
+        Err(error) => {
+            eprintln!("request_id={request_id} health: {name} probe failed: {error}");
+            "unhealthy"
+        }
+    };
+    json!({ "status": status, "latency_ms": latency_ms })
 }
 
 async fn probe_database() -> Result<(), String> {
     let url = variables::get("database_url")
         .await
         .map_err(|e| format!("variable database_url: {e}"))?;
-    let url = url.trim();
-    if url.is_empty() {
-        let connection = sqlite::Connection::open_default()
-            .await
-            .map_err(|e| format!("sqlite: {e}"))?;
-        let rows = connection
-            .execute("SELECT 1", Vec::<sqlite::Value>::new())
-            .await
-            .map_err(|e| format!("sqlite: {e}"))?
-            .collect()
-            .await
-            .map_err(|e| format!("sqlite: {e}"))?;
-        match rows.first().and_then(|row| row.get::<i64>(0)) {
-            Some(1) => Ok(()),
-            _ => Err("sqlite: SELECT 1 returned no row".to_string()),
-        }
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let connection = pg::Connection::open(url)
-            .await
-            .map_err(|e| format!("postgres: {e}"))?;
-        let rows = connection
-            .query("SELECT 1", [])
-            .await
-            .map_err(|e| format!("postgres: {e}"))?
-            .collect()
-            .await
-            .map_err(|e| format!("postgres: {e}"))?;
-        match rows.first().map(|row| &row[0]) {
-            Some(pg::DbValue::Int32(1)) => Ok(()),
-            _ => Err("postgres: SELECT 1 returned no row".to_string()),
-        }
-    } else {
-        Err("database_url must be empty (embedded SQLite) or a postgres:// URL".to_string())
-    }
+    let db = SpinDatabase::open(&url).await.map_err(|e| e.to_string())?;
+    repository::ping(&db).await.map_err(|e| e.to_string())
 }
 
 async fn probe_cache() -> Result<(), String> {
@@ -105,14 +86,4 @@ async fn probe_cache() -> Result<(), String> {
         .await
         .map(drop)
         .map_err(|e| format!("key-value: {e}"))
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<String> {
-    let mut response = Response::new(body.to_string());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        "content-type",
-        "application/json".parse().expect("static header"),
-    );
-    response
 }

@@ -3,23 +3,24 @@
 
 use nexa_api::auth::{self, Principal};
 use nexa_api::cache;
-use nexa_api::db::DbError;
-use nexa_api::error::ApiError;
-use nexa_api::items::{self, NewItem};
+use nexa_api::error::{ApiError, db_failure};
+use nexa_api::http::{ApiRequest, json_text, no_content, serve};
+use nexa_api::items::{Item, NewItem};
+use nexa_api::repository::items;
 use nexa_api::routes::Endpoint;
-use nexa_api::spin_db::{SpinDatabase, open_migrated as open, token_keys as keys};
-use nexa_api::spin_http::{ApiRequest, json_text, no_content, respond};
+use nexa_api::storage::DbError;
+use nexa_api::storage::spin::{SpinDatabase, open_migrated as open};
 use nexa_api::validation::{self, Completeness};
+use nexa_api::variables::token_keys as keys;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::{http_service, key_value};
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    respond(route(request).await)
+    serve(request, route).await
 }
 
-async fn route(request: Request) -> Result<Response<String>, ApiError> {
-    let request = ApiRequest::read(request).await?;
+async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
     let matched = request.matched;
     let authorization = request.header("authorization");
     let (query, body) = (request.query.as_str(), request.body.as_slice());
@@ -33,15 +34,15 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
             );
             cached(&request, || async {
                 let db = open().await?;
-                let page = items::list(&db, &page).await.map_err(auth::db_failure)?;
-                Ok(Some(items::Item::list_json(&page)))
+                let page = items::list(&db, &page).await.map_err(db_failure)?;
+                Ok(Some(Item::list_json(&page)))
             })
             .await
         }
         (Endpoint::GetItem, Some(id)) => {
             cached(&format!("item:{id}"), || async {
                 let db = open().await?;
-                let item = items::get(&db, id).await.map_err(auth::db_failure)?;
+                let item = items::get(&db, id).await.map_err(db_failure)?;
                 Ok(item.map(|i| i.to_json()))
             })
             .await
@@ -146,7 +147,7 @@ async fn write(
                 None,
             )])
         }
-        e => auth::db_failure(e),
+        e => db_failure(e),
     };
     match id {
         None => {
@@ -179,13 +180,13 @@ async fn write(
         Some(id) => {
             let existing = items::get(db, id)
                 .await
-                .map_err(auth::db_failure)?
+                .map_err(db_failure)?
                 .ok_or(ApiError::NotFound("Item not found"))?;
             if existing.owner_id != caller.user_id && !caller.is_admin {
                 return Err(ApiError::Forbidden("Not enough permissions"));
             }
             if endpoint == Endpoint::DeleteItem {
-                items::delete(db, id).await.map_err(auth::db_failure)?;
+                items::delete(db, id).await.map_err(db_failure)?;
                 return Ok(no_content());
             }
             let completeness = if endpoint == Endpoint::ReplaceItem {

@@ -2,24 +2,26 @@
 //! when `allow_registration` is false), the caller's profile, admin listing.
 #![cfg(target_arch = "wasm32")]
 
-use nexa_api::auth::{self, Principal, db_failure};
-use nexa_api::error::ApiError;
+use nexa_api::auth::login::hash_password;
+use nexa_api::auth::{self, Principal};
+use nexa_api::error::{ApiError, db_failure};
+use nexa_api::http::{ApiRequest, json, serve};
+use nexa_api::repository::users::{self, CreateError};
 use nexa_api::routes::Endpoint;
-use nexa_api::spin_db::{SpinDatabase, number, open_migrated, token_keys, variable};
-use nexa_api::spin_http::{ApiRequest, json, respond};
-use nexa_api::users::{self, CreateError};
+use nexa_api::storage::spin::{SpinDatabase, open_migrated};
+use nexa_api::users::{User, new_user};
 use nexa_api::validation::{self, json_object};
+use nexa_api::variables::{number, token_keys, variable};
 use serde_json::Value as Json;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_service;
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    respond(route(request).await)
+    serve(request, route).await
 }
 
-async fn route(request: Request) -> Result<Response<String>, ApiError> {
-    let request = ApiRequest::read(request).await?;
+async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
     let matched = request.matched;
     let authorization = request.header("authorization");
     let (query, body) = (request.query.as_str(), request.body.as_slice());
@@ -40,12 +42,12 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
             if !request.is_json() {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let new = users::new_user(&json_object(body)?)?;
+            let new = new_user(&json_object(body)?)?;
             if new.role.is_some() && !is_admin {
                 return Err(ApiError::Forbidden("Not enough permissions"));
             }
             let cost = number("bcrypt_cost").await? as u32;
-            let hash = bcrypt::hash(&new.password, cost).map_err(|_| ApiError::Internal)?;
+            let hash = hash_password(&new.password, cost).map_err(|_| ApiError::Internal)?;
             let user = users::create(&db, &new, &hash).await.map_err(|e| match e {
                 CreateError::EmailTaken => ApiError::Conflict("Email already registered"),
                 CreateError::UsernameTaken => ApiError::Conflict("Username already taken"),
@@ -68,7 +70,7 @@ async fn route(request: Request) -> Result<Response<String>, ApiError> {
                 .map_err(db_failure)?;
             Ok(json(
                 200,
-                &Json::from(all.iter().map(users::User::to_json).collect::<Vec<_>>()),
+                &Json::from(all.iter().map(User::to_json).collect::<Vec<_>>()),
             ))
         }
         (Endpoint::CurrentUser, _) => {

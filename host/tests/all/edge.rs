@@ -69,11 +69,8 @@ async fn health_is_degraded_when_the_cache_is_unreachable() {
     assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["components"]["cache"]["status"], "unhealthy", "{body}");
     assert!(
-        body["components"]["cache"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("redis"),
-        "{body}"
+        body["components"]["cache"].get("error").is_none() && !body.to_string().contains("redis"),
+        "backend errors are logged, not answered: {body}"
     );
     assert_eq!(
         body["components"]["database"]["status"], "healthy",

@@ -3,7 +3,7 @@
 //! with one token exactly one wins; a token that was already rotated,
 //! presented again, revokes its whole session. Logout revokes at once.
 
-use crate::db::{Database, DbError, Dialect, Value};
+use crate::storage::{Database, DbError, Dialect, Value};
 
 /// `now + seconds` as the dialect's timestamp expression.
 fn expires_in(dialect: Dialect, param: usize) -> String {
@@ -159,4 +159,32 @@ pub async fn revoke<D: Database>(db: &D, session_id: &str) -> Result<bool, DbErr
         )
         .await?;
     Ok(changed > 0)
+}
+
+/// The username and role of `user_id` while `session_id` is theirs, not
+/// revoked, and the user is active; `None` otherwise.
+pub async fn live_holder<D: Database>(
+    db: &D,
+    session_id: &str,
+    user_id: i64,
+) -> Result<Option<(String, String)>, DbError> {
+    let sql = match db.dialect() {
+        Dialect::Postgres => {
+            "SELECT u.username, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.user_id = $2 AND NOT s.revoked AND u.is_active"
+        }
+        Dialect::Sqlite => {
+            "SELECT u.username, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked = 0 AND u.is_active = 1"
+        }
+    };
+    let rows = db
+        .query(sql, &[Value::from(session_id), Value::Int(user_id)])
+        .await?;
+    Ok(rows.into_iter().next().and_then(|row| {
+        let mut values = row.into_iter();
+        let username = values.next().and_then(Value::into_text)?;
+        let role = values.next().and_then(Value::into_text)?;
+        Some((username, role))
+    }))
 }

@@ -5,59 +5,26 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use spin_sdk::pg::{self, DbValue, ParameterValue, PgError, QueryError};
-use spin_sdk::{sqlite, variables};
+use spin_sdk::sqlite;
 
-use crate::db::{Database, DbError, Dialect, Value};
-use crate::error::ApiError;
-use crate::schema;
+use super::{Database, DbError, Dialect, Value};
+use crate::error::{ApiError, db_failure};
+use crate::repository::schema;
+use crate::variables::variable;
 
 /// Set once this instance has brought the schema up to date.
 static MIGRATED: AtomicBool = AtomicBool::new(false);
 
-/// A component variable, or 500 (a deployment mistake, logged).
-pub async fn variable(name: &str) -> Result<String, ApiError> {
-    variables::get(name).await.map_err(|e| {
-        eprintln!("variable {name}: {e:?}");
-        ApiError::Internal
-    })
-}
-
-/// A numeric component variable.
-pub async fn number(name: &str) -> Result<i64, ApiError> {
-    variable(name).await?.trim().parse().map_err(|_| {
-        eprintln!("variable {name} is not a number");
-        ApiError::Internal
-    })
-}
-
-/// The token keys from `jwt_secret`, `jwt_issuer` and `jwt_audience`.
-pub async fn token_keys() -> Result<crate::jwt::TokenKeys, ApiError> {
-    let secret = variable("jwt_secret").await?;
-    let issuer = variable("jwt_issuer").await?;
-    let audience = variable("jwt_audience").await?;
-    crate::jwt::TokenKeys::new(&secret, &issuer, &audience).map_err(|e| {
-        eprintln!("{e}");
-        ApiError::Internal
-    })
-}
-
 /// The app's database (`database_url`), with the schema brought up to date
-/// (and seeded) on this instance's first use.
+/// (and seeded, without the admin's password) on this instance's first use.
 pub async fn open_migrated() -> Result<SpinDatabase, ApiError> {
     let db = SpinDatabase::open(&variable("database_url").await?)
         .await
-        .map_err(crate::auth::db_failure)?;
+        .map_err(db_failure)?;
     if !MIGRATED.load(Ordering::Acquire) {
-        let password = variable("admin_password").await?;
-        let cost = number("bcrypt_cost").await? as u32;
-        schema::migrate(&db, || {
-            bcrypt::hash(&password, cost)
-                .map_err(|e| DbError::Other(format!("hashing the admin password: {e}")))
-        })
-        .await
-        .map_err(|e| {
+        schema::migrate(&db).await.map_err(|e| {
             eprintln!("migrating: {e}");
-            crate::auth::db_failure(e)
+            db_failure(e)
         })?;
         MIGRATED.store(true, Ordering::Release);
     }

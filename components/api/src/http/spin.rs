@@ -1,16 +1,20 @@
-//! Responses for components (wasm32): JSON bodies and the one place an
-//! `ApiError` becomes a response.
+//! Requests and responses over spin-sdk (wasm32): [`serve`] reads a request
+//! once, runs the handler, and is the one place an `ApiError` becomes a
+//! response; every response carries `x-request-id`.
 
 use serde_json::Value as Json;
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{HeaderMap, Request, Response, StatusCode};
 
+use super::request_id;
 use crate::error::ApiError;
 use crate::routes::{self, Matched};
 
 /// A request as the API handlers read it: matched against the route table
 /// (404/405 before anything else happens), then taken apart once.
 pub struct ApiRequest {
+    /// This request's id, as its response's `x-request-id` (for log lines).
+    pub id: String,
     pub matched: Matched,
     pub headers: HeaderMap,
     /// The raw query string (`""` when there is none).
@@ -19,12 +23,13 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
-    pub async fn read(request: Request) -> Result<Self, ApiError> {
+    async fn read(request: Request, id: String) -> Result<Self, ApiError> {
         let matched = routes::resolve(request.method().as_str(), request.uri().path())?;
         let query = request.uri().query().unwrap_or_default().to_string();
         let (parts, body) = request.into_parts();
         let body = body.bytes().await.map_err(|_| ApiError::Internal)?.to_vec();
         Ok(Self {
+            id,
             matched,
             headers: parts.headers,
             query,
@@ -75,13 +80,34 @@ pub fn no_content() -> Response<String> {
     response
 }
 
-/// A handler's outcome as the response: the one place components turn an
-/// `ApiError` into HTTP.
-pub fn respond(outcome: Result<Response<String>, ApiError>) -> Response<String> {
-    outcome.unwrap_or_else(|error| error_response(&error))
+/// Serves one request with `handler`: the request is matched against the
+/// route table (404/405 before anything else) and read once, and the
+/// handler's outcome becomes the response, an `ApiError` as its JSON. Every
+/// response carries the request's `x-request-id`: the incoming one when it is
+/// sane (the Nexa host passes its own on), else a new one.
+pub async fn serve<F, Fut>(request: Request, handler: F) -> Response<String>
+where
+    F: FnOnce(ApiRequest) -> Fut,
+    Fut: Future<Output = Result<Response<String>, ApiError>>,
+{
+    let id = request_id::assign(
+        request
+            .headers()
+            .get(request_id::HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let outcome = match ApiRequest::read(request, id.clone()).await {
+        Ok(request) => handler(request).await,
+        Err(error) => Err(error),
+    };
+    let mut response = outcome.unwrap_or_else(|error| error_response(&error));
+    if let Ok(value) = id.parse() {
+        response.headers_mut().insert(request_id::HEADER, value);
+    }
+    response
 }
 
-pub fn error_response(error: &ApiError) -> Response<String> {
+fn error_response(error: &ApiError) -> Response<String> {
     let mut response = json(error.status(), &error.body());
     for (name, value) in error.headers() {
         if let Ok(value) = value.parse() {

@@ -1,10 +1,18 @@
-//! Who is calling: a bearer token verified (signature, algorithm, exp, iss,
-//! aud) and then checked against the database: its session must not be
-//! revoked and its user must exist and be active.
+//! Who is calling, and logging in. A bearer token is verified (signature,
+//! algorithm, exp, iss, aud) and then checked against the database: its
+//! session must not be revoked and its user must exist and be active.
+//! The SQL behind all of it is in [`crate::repository`].
 
-use crate::db::{Database, DbError, Dialect, Value};
-use crate::error::ApiError;
-use crate::jwt::TokenKeys;
+pub mod cookie;
+pub mod jwt;
+pub mod login;
+pub mod sessions;
+pub mod throttle;
+
+use crate::error::{ApiError, db_failure};
+use crate::repository;
+use crate::storage::Database;
+use jwt::TokenKeys;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,14 +30,6 @@ pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
-/// Maps a database failure to the API's error: unreachable → 503, else 500.
-pub fn db_failure(error: DbError) -> ApiError {
-    match error {
-        DbError::Unavailable(_) => ApiError::Unavailable,
-        _ => ApiError::Internal,
-    }
-}
-
 /// The caller, or 401 `Not authenticated` (no token) / `Invalid
 /// authentication credentials` (anything wrong with it).
 pub async fn authenticate<D: Database>(
@@ -41,27 +41,10 @@ pub async fn authenticate<D: Database>(
     let invalid = ApiError::Unauthorized("Invalid authentication credentials");
     let claims = keys.verify(token).map_err(|_| invalid.clone())?;
     let user_id: i64 = claims.sub.parse().map_err(|_| invalid.clone())?;
-    let sql = match db.dialect() {
-        Dialect::Postgres => {
-            "SELECT u.username, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = $1 AND s.user_id = $2 AND NOT s.revoked AND u.is_active"
-        }
-        Dialect::Sqlite => {
-            "SELECT u.username, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked = 0 AND u.is_active = 1"
-        }
-    };
-    let rows = db
-        .query(sql, &[Value::Text(claims.jti.clone()), Value::Int(user_id)])
+    let (username, role) = repository::sessions::live_holder(db, &claims.jti, user_id)
         .await
-        .map_err(db_failure)?;
-    let row = rows.into_iter().next().ok_or(invalid.clone())?;
-    let mut values = row.into_iter();
-    let username = values
-        .next()
-        .and_then(Value::into_text)
-        .ok_or(invalid.clone())?;
-    let role = values.next().and_then(Value::into_text).ok_or(invalid)?;
+        .map_err(db_failure)?
+        .ok_or(invalid)?;
     Ok(Principal {
         user_id,
         username,

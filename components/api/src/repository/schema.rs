@@ -2,9 +2,15 @@
 //! `migrate` runs on first use in one transaction under a lock
 //! (`pg_advisory_xact_lock` / `BEGIN IMMEDIATE`), so concurrent first requests
 //! on several instances neither fail nor seed twice.
+//!
+//! Any component may migrate, so the seed needs no secret: it creates the
+//! `admin` account without a usable password ([`users::NO_PASSWORD`]), and
+//! only the auth component, which holds `admin_password`, sets it
+//! ([`users::provision_admin_password`]) before anyone can log in.
 
-use crate::db::{Database, DbError, Dialect, Value};
+use super::users;
 use crate::price::Price;
+use crate::storage::{Database, DbError, Dialect, Value};
 
 /// `(version, Postgres SQL, SQLite SQL)`, applied in order, each once.
 const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
@@ -115,12 +121,8 @@ pub struct MigrationReport {
 }
 
 /// Brings the schema up to date and seeds an empty database, once, whatever
-/// else runs concurrently. `admin_password_hash` is the bcrypt hash of the
-/// `admin_password` variable, asked for only when seeding.
-pub async fn migrate<D: Database>(
-    db: &D,
-    admin_password_hash: impl FnOnce() -> Result<String, DbError>,
-) -> Result<MigrationReport, DbError> {
+/// else runs concurrently.
+pub async fn migrate<D: Database>(db: &D) -> Result<MigrationReport, DbError> {
     let dialect = db.dialect();
     match dialect {
         Dialect::Postgres => {
@@ -133,7 +135,7 @@ pub async fn migrate<D: Database>(
             db.execute("BEGIN IMMEDIATE", &[]).await?;
         }
     }
-    let outcome = migrate_locked(db, dialect, admin_password_hash).await;
+    let outcome = migrate_locked(db, dialect).await;
     match &outcome {
         Ok(_) => db.execute("COMMIT", &[]).await.map(drop)?,
         Err(_) => {
@@ -143,11 +145,7 @@ pub async fn migrate<D: Database>(
     outcome
 }
 
-async fn migrate_locked<D: Database>(
-    db: &D,
-    dialect: Dialect,
-    admin_password_hash: impl FnOnce() -> Result<String, DbError>,
-) -> Result<MigrationReport, DbError> {
+async fn migrate_locked<D: Database>(db: &D, dialect: Dialect) -> Result<MigrationReport, DbError> {
     db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
         &[],
@@ -196,16 +194,13 @@ async fn migrate_locked<D: Database>(
         .unwrap_or(0);
     let seeded = users == 0;
     if seeded {
-        seed(db, dialect, admin_password_hash()?).await?;
+        seed(db, dialect).await?;
     }
     Ok(MigrationReport { applied, seeded })
 }
 
-async fn seed<D: Database>(
-    db: &D,
-    dialect: Dialect,
-    admin_password_hash: String,
-) -> Result<(), DbError> {
+/// The `admin` account (its password unset) and the sample items it owns.
+async fn seed<D: Database>(db: &D, dialect: Dialect) -> Result<(), DbError> {
     let (insert_admin, insert_item) = match dialect {
         Dialect::Postgres => (
             "INSERT INTO users (email, username, hashed_password, role) VALUES ('admin@example.com', 'admin', $1, 'admin') RETURNING id",
@@ -217,7 +212,7 @@ async fn seed<D: Database>(
         ),
     };
     let admin = db
-        .query(insert_admin, &[Value::Text(admin_password_hash)])
+        .query(insert_admin, &[Value::from(users::NO_PASSWORD)])
         .await?
         .first()
         .and_then(|row| row.first())

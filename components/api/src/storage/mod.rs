@@ -1,9 +1,15 @@
-//! The small database interface the repository is written against. Components
-//! implement it over spin-sdk's Postgres and SQLite connections; the tests
-//! implement it over sqlx and rusqlite against the real servers, so the same
-//! SQL runs in both.
+//! The small database interface the repository is written against, and its
+//! adapters: [`spin`] over spin-sdk's Postgres and SQLite connections (in
+//! components, wasm32) and, with the `native` feature, `native` over sqlx
+//! (Postgres) and rusqlite (SQLite) for native tools and tests. The same SQL
+//! runs through all of them.
 
 use std::fmt;
+
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+pub mod native;
+#[cfg(target_arch = "wasm32")]
+pub mod spin;
 
 /// Which SQL the repository speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,11 @@
-//! Failed-login throttling, per username and per client address. Each attempt
-//! is counted *before* its password is checked, by one atomic upsert
-//! (`INSERT … ON CONFLICT DO UPDATE SET n = n + 1 RETURNING`), so parallel
-//! guessing cannot slip past the limit: a burst gets at most the allowed
-//! number of password checks. A window restarts once its lockout has passed.
+//! The `login_failures` table: one row per throttled key (`user:<name>`,
+//! `addr:<host>`). Each attempt is counted *before* its password is checked,
+//! by one atomic upsert (`INSERT … ON CONFLICT DO UPDATE SET n = n + 1
+//! RETURNING`), so parallel guessing cannot slip past the limit. A window
+//! restarts once its lockout has passed. The policy is in
+//! [`crate::auth::throttle`].
 
-use crate::db::{Database, DbError, Dialect, Value};
+use crate::storage::{Database, DbError, Dialect, Value};
 
 /// Seconds until the window that started at `window_started_at` has lasted
 /// `$n` seconds (0 when it has), in the dialect's SQL.
