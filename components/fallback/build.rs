@@ -2,6 +2,11 @@
 //! `frontend/build.sh`) plus the OpenAPI document, each with gzip and brotli
 //! forms made here once, so serving one is a table lookup.
 //!
+//! A file whose gzip form saves something is embedded compressed only (gzip
+//! and, when it saves something too, brotli): the rare client that accepts
+//! neither gets it inflated from the gzip form (see `site::Embedded`). That
+//! keeps the identity copy, the largest of the three, out of the wasm.
+//!
 //! For wasm32 a missing `frontend/dist` stops the build with the command that
 //! makes it; native builds (lints, and unit tests of the serving rules, which
 //! use their own table) get an empty table.
@@ -42,25 +47,29 @@ fn main() {
         let bytes = fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let content_type = content_type(url_path);
         let etag = hex(&Sha256::digest(&bytes)[..12]);
-        let identity = out_dir.join(format!("asset-{index}"));
-        fs::write(&identity, &bytes).expect("write asset");
-        let encoded = |suffix: &str, data: Vec<u8>| -> String {
-            // Only worth sending when it saves something real.
-            if data.len() + 64 < bytes.len() && compressible(content_type) {
-                let path = out_dir.join(format!("asset-{index}.{suffix}"));
-                fs::write(&path, data).expect("write asset");
-                format!("Some(include_bytes!({:?}))", path.display().to_string())
-            } else {
-                "None".to_string()
-            }
+        let embed = |suffix: &str, data: &[u8]| -> String {
+            let path = out_dir.join(format!("asset-{index}{suffix}"));
+            fs::write(&path, data).expect("write asset");
+            format!("include_bytes!({:?})", path.display().to_string())
         };
-        let gzip = encoded("gz", gzip(&bytes));
-        let brotli = encoded("br", brotli(&bytes));
+        // A compressed form is only worth having when it saves something real.
+        let worth = |data: &[u8]| compressible(content_type) && data.len() + 64 < bytes.len();
+        let gzip = gzip(&bytes);
+        let embedded = if worth(&gzip) {
+            format!("Embedded::Gzip({})", embed(".gz", &gzip))
+        } else {
+            format!("Embedded::Identity({})", embed("", &bytes))
+        };
+        let brotli = brotli(&bytes);
+        let brotli = if worth(&brotli) {
+            format!("Some({})", embed(".br", &brotli))
+        } else {
+            "None".to_string()
+        };
         writeln!(
             table,
             "    Asset {{ path: {url_path:?}, content_type: {content_type:?}, etag: {etag:?}, \
-             identity: include_bytes!({:?}), gzip: {gzip}, brotli: {brotli} }},",
-            identity.display().to_string()
+             embedded: {embedded}, brotli: {brotli} }},"
         )
         .expect("write to string");
     }

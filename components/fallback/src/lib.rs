@@ -7,7 +7,9 @@ pub mod site;
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use crate::site::{self, Asset};
+    use std::borrow::Cow;
+
+    use crate::site::{self, Asset, Embedded};
     use spin_sdk::http::{FullBody, Request, Response, StatusCode};
     use spin_sdk::http_service;
 
@@ -25,7 +27,11 @@ mod component {
                 if_none_match: header("if-none-match"),
             },
         );
-        let mut response = Response::new(FullBody::new(bytes::Bytes::from_static(reply.body)));
+        let body = match reply.body {
+            Cow::Borrowed(embedded) => bytes::Bytes::from_static(embedded),
+            Cow::Owned(inflated) => bytes::Bytes::from(inflated),
+        };
+        let mut response = Response::new(FullBody::new(body));
         *response.status_mut() =
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (name, value) in reply.headers {

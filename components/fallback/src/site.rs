@@ -7,20 +7,42 @@
 //! `index.html`, `api-docs.html` and `openapi.json` are `no-cache` (always
 //! revalidated through their `ETag`), so a deploy is seen on the next load.
 
+use std::borrow::Cow;
+
 use nexa_api::error::ApiError;
 use nexa_api::routes::{self, Endpoint};
 
-/// One embedded file, with its precompressed forms (absent when compressing
-/// saves nothing).
+/// One embedded file: its compressed forms, or the file itself when
+/// compressing it saves nothing.
 #[derive(Debug)]
 pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
     /// Hash of the identity bytes; a representation's ETag adds its encoding.
     pub etag: &'static str,
-    pub identity: &'static [u8],
-    pub gzip: Option<&'static [u8]>,
+    pub embedded: Embedded,
+    /// The brotli form, when it saves something.
     pub brotli: Option<&'static [u8]>,
+}
+
+/// What the binary holds for an asset besides its brotli form.
+#[derive(Debug, Clone, Copy)]
+pub enum Embedded {
+    /// The file as is: gzip saves nothing on it (tiny, or not compressible).
+    Identity(&'static [u8]),
+    /// Only the gzip form, as `build.rs` writes it. A client that accepts
+    /// neither brotli nor gzip gets it inflated on request: such clients are
+    /// rare, and the identity copy would be the largest thing in the wasm.
+    Gzip(&'static [u8]),
+}
+
+impl Asset {
+    fn gzip(&self) -> Option<&'static [u8]> {
+        match self.embedded {
+            Embedded::Gzip(gzip) => Some(gzip),
+            Embedded::Identity(_) => None,
+        }
+    }
 }
 
 /// The request facts the rules look at.
@@ -36,7 +58,9 @@ pub struct Request<'a> {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
-    pub body: &'static [u8],
+    /// Embedded bytes, or a file inflated for a client that takes no
+    /// compressed form.
+    pub body: Cow<'static, [u8]>,
 }
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -78,12 +102,7 @@ fn page_for(path: &str) -> Option<(&str, &'static str)> {
 
 fn representation(asset: &Asset, cache: &'static str, request: Request<'_>) -> Reply {
     let encoding = preferred_encoding(request.accept_encoding.unwrap_or_default(), asset);
-    let (body, content_encoding) = match encoding {
-        Encoding::Brotli => (asset.brotli.unwrap_or(asset.identity), Some("br")),
-        Encoding::Gzip => (asset.gzip.unwrap_or(asset.identity), Some("gzip")),
-        Encoding::Identity => (asset.identity, None),
-    };
-    let etag = match content_encoding {
+    let etag = match encoding.coding() {
         Some(coding) => format!("\"{}-{coding}\"", asset.etag),
         None => format!("\"{}\"", asset.etag),
     };
@@ -93,7 +112,7 @@ fn representation(asset: &Asset, cache: &'static str, request: Request<'_>) -> R
         ("etag", etag.clone()),
         ("x-content-type-options", "nosniff".to_string()),
     ];
-    if asset.gzip.is_some() || asset.brotli.is_some() {
+    if asset.gzip().is_some() || asset.brotli.is_some() {
         headers.push(("vary", "accept-encoding".to_string()));
     }
     if request
@@ -103,10 +122,19 @@ fn representation(asset: &Asset, cache: &'static str, request: Request<'_>) -> R
         return Reply {
             status: 304,
             headers,
-            body: &[],
+            body: Cow::Borrowed(&[]),
         };
     }
-    if let Some(coding) = content_encoding {
+    let body = match (encoding, asset.embedded) {
+        (Encoding::Brotli(bytes) | Encoding::Gzip(bytes), _)
+        | (Encoding::Identity, Embedded::Identity(bytes)) => Cow::Borrowed(bytes),
+        (Encoding::Identity, Embedded::Gzip(gzip)) => match gunzip(gzip) {
+            Some(bytes) => Cow::Owned(bytes),
+            // Only a broken build gets here: the host tests inflate every asset.
+            None => return internal_error(),
+        },
+    };
+    if let Some(coding) = encoding.coding() {
         headers.push(("content-encoding", coding.to_string()));
     }
     Reply {
@@ -116,11 +144,23 @@ fn representation(asset: &Asset, cache: &'static str, request: Request<'_>) -> R
     }
 }
 
+/// The representation chosen, with its embedded bytes when it has them.
 #[derive(Debug, PartialEq, Clone, Copy)]
 enum Encoding {
-    Brotli,
-    Gzip,
+    Brotli(&'static [u8]),
+    Gzip(&'static [u8]),
     Identity,
+}
+
+impl Encoding {
+    /// Its `content-encoding` (and ETag suffix).
+    fn coding(self) -> Option<&'static str> {
+        match self {
+            Encoding::Brotli(_) => Some("br"),
+            Encoding::Gzip(_) => Some("gzip"),
+            Encoding::Identity => None,
+        }
+    }
 }
 
 /// Brotli over gzip over identity, among what the client accepts (`q` > 0,
@@ -143,13 +183,35 @@ fn preferred_encoding(accept_encoding: &str, asset: &Asset) -> Encoding {
         }
         wildcard.unwrap_or(0.0)
     };
-    if asset.brotli.is_some() && quality("br") > 0.0 {
-        Encoding::Brotli
-    } else if asset.gzip.is_some() && quality("gzip") > 0.0 {
-        Encoding::Gzip
-    } else {
-        Encoding::Identity
+    match (asset.brotli, asset.gzip()) {
+        (Some(brotli), _) if quality("br") > 0.0 => Encoding::Brotli(brotli),
+        (_, Some(gzip)) if quality("gzip") > 0.0 => Encoding::Gzip(gzip),
+        _ => Encoding::Identity,
     }
+}
+
+/// The bytes of a gzip member as `build.rs` writes it (RFC 1952 with a bare
+/// 10-byte header, as flate2's encoder makes it), or `None` if `gzip` is not
+/// one. Inflating with miniz_oxide into a buffer of the size the trailer
+/// records costs one allocation. The CRC is not checked: the bytes are in
+/// the binary, and the host tests compare every inflated asset with its file.
+fn gunzip(gzip: &[u8]) -> Option<Vec<u8>> {
+    let (header, rest) = gzip.split_at_checked(10)?;
+    // Magic, deflate, no optional header fields (flags 0).
+    if header[..4] != [0x1f, 0x8b, 8, 0] {
+        return None;
+    }
+    let (deflate, trailer) = rest.split_at_checked(rest.len().checked_sub(8)?)?;
+    let size = u32::from_le_bytes(trailer[4..].try_into().ok()?);
+    let mut bytes = vec![0; usize::try_from(size).ok()?];
+    let written = miniz_oxide::inflate::decompress_slice_iter_to_slice(
+        &mut bytes,
+        std::iter::once(deflate),
+        false,
+        true,
+    )
+    .ok()?;
+    (written == bytes.len()).then_some(bytes)
 }
 
 fn not_found() -> Reply {
@@ -160,6 +222,10 @@ fn method_not_allowed(allow: &str) -> Reply {
     json_error(405, br#"{"detail":"Method Not Allowed"}"#, Some(allow))
 }
 
+fn internal_error() -> Reply {
+    json_error(500, br#"{"detail":"Internal Server Error"}"#, None)
+}
+
 fn json_error(status: u16, body: &'static [u8], allow: Option<&str>) -> Reply {
     let mut headers = vec![("content-type", "application/json".to_string())];
     if let Some(allow) = allow {
@@ -168,7 +234,7 @@ fn json_error(status: u16, body: &'static [u8], allow: Option<&str>) -> Reply {
     Reply {
         status,
         headers,
-        body,
+        body: Cow::Borrowed(body),
     }
 }
 
@@ -176,44 +242,81 @@ fn json_error(status: u16, body: &'static [u8], allow: Option<&str>) -> Reply {
 mod tests {
     use super::*;
 
-    const ASSETS: &[Asset] = &[
-        Asset {
-            path: "/index.html",
-            content_type: "text/html; charset=utf-8",
-            etag: "aa",
-            identity: b"<html>index</html>",
-            gzip: Some(b"gz-index"),
-            brotli: Some(b"br-index"),
-        },
-        Asset {
-            path: "/api-docs.html",
-            content_type: "text/html; charset=utf-8",
-            etag: "bb",
-            identity: b"<html>docs</html>",
-            gzip: None,
-            brotli: None,
-        },
-        Asset {
-            path: "/openapi.json",
-            content_type: "application/json",
-            etag: "cc",
-            identity: b"{}",
-            gzip: Some(b"gz-doc"),
-            brotli: None,
-        },
-        Asset {
-            path: "/assets/app-1234.js",
-            content_type: "text/javascript; charset=utf-8",
-            etag: "dd",
-            identity: b"js",
-            gzip: Some(b"gz-js"),
-            brotli: Some(b"br-js"),
-        },
-    ];
+    use std::io::{Read, Write};
+    use std::sync::LazyLock;
+
+    /// `data` as build.rs embeds it: flate2's gzip at its best level.
+    fn gzip(data: &[u8]) -> &'static [u8] {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap().leak()
+    }
+
+    fn gunzip_with_flate2(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// Larger than one deflate block, with long matches and literals.
+    fn long_script() -> Vec<u8> {
+        (0..40_000u32)
+            .flat_map(|i| format!("const v{i} = {};\n", i.wrapping_mul(2_654_435_761)).into_bytes())
+            .collect()
+    }
+
+    static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
+        vec![
+            Asset {
+                path: "/index.html",
+                content_type: "text/html; charset=utf-8",
+                etag: "aa",
+                embedded: Embedded::Gzip(gzip(b"<html>index</html>")),
+                brotli: Some(b"br-index"),
+            },
+            Asset {
+                path: "/api-docs.html",
+                content_type: "text/html; charset=utf-8",
+                etag: "bb",
+                embedded: Embedded::Identity(b"<html>docs</html>"),
+                brotli: None,
+            },
+            Asset {
+                path: "/openapi.json",
+                content_type: "application/json",
+                etag: "cc",
+                embedded: Embedded::Gzip(gzip(b"{}")),
+                brotli: None,
+            },
+            Asset {
+                path: "/assets/app-1234.js",
+                content_type: "text/javascript; charset=utf-8",
+                etag: "dd",
+                embedded: Embedded::Gzip(gzip(&long_script())),
+                brotli: Some(b"br-js"),
+            },
+            Asset {
+                path: "/assets/logo-1234.svg",
+                content_type: "image/svg+xml",
+                etag: "ee",
+                embedded: Embedded::Identity(b"<svg/>"),
+                brotli: Some(b"br-svg"),
+            },
+            Asset {
+                path: "/assets/broken-1234.js",
+                content_type: "text/javascript; charset=utf-8",
+                etag: "ff",
+                embedded: Embedded::Gzip(b"not gzip"),
+                brotli: None,
+            },
+        ]
+    });
 
     fn get(path: &str) -> Reply {
         serve(
-            ASSETS,
+            &ASSETS,
             Request {
                 method: "GET",
                 path,
@@ -235,7 +338,7 @@ mod tests {
         for path in ["/", "/app", "/app/", "/app/items", "/app/users/3/edit"] {
             let reply = get(path);
             assert_eq!(
-                (reply.status, reply.body),
+                (reply.status, &*reply.body),
                 (200, &b"<html>index</html>"[..]),
                 "{path}"
             );
@@ -267,11 +370,11 @@ mod tests {
         ] {
             let reply = get(path);
             assert_eq!(reply.status, 404, "{path}");
-            assert_eq!(reply.body, br#"{"detail":"Not Found"}"#);
+            assert_eq!(&*reply.body, br#"{"detail":"Not Found"}"#);
             assert_eq!(header(&reply, "content-type"), Some("application/json"));
         }
         let post = serve(
-            ASSETS,
+            &ASSETS,
             Request {
                 method: "POST",
                 path: "/somewhere",
@@ -284,7 +387,7 @@ mod tests {
     #[test]
     fn pages_answer_get_and_head_only() {
         let reply = serve(
-            ASSETS,
+            &ASSETS,
             Request {
                 method: "POST",
                 path: "/app/items",
@@ -294,7 +397,7 @@ mod tests {
         assert_eq!(reply.status, 405);
         assert_eq!(header(&reply, "allow"), Some("GET, HEAD"));
         let reply = serve(
-            ASSETS,
+            &ASSETS,
             Request {
                 method: "DELETE",
                 path: "/openapi.json",
@@ -306,7 +409,7 @@ mod tests {
             (405, Some("GET, HEAD"))
         );
         let head = serve(
-            ASSETS,
+            &ASSETS,
             Request {
                 method: "HEAD",
                 path: "/",
@@ -319,10 +422,10 @@ mod tests {
     #[test]
     fn the_document_and_its_page() {
         let doc = get("/openapi.json");
-        assert_eq!((doc.status, doc.body), (200, &b"{}"[..]));
+        assert_eq!((doc.status, &*doc.body), (200, &b"{}"[..]));
         assert_eq!(header(&doc, "content-type"), Some("application/json"));
         let page = get("/api-docs/");
-        assert_eq!((page.status, page.body), (200, &b"<html>docs</html>"[..]));
+        assert_eq!((page.status, &*page.body), (200, &b"<html>docs</html>"[..]));
         assert_eq!(header(&page, "vary"), None, "nothing to negotiate");
     }
 
@@ -330,7 +433,7 @@ mod tests {
     fn negotiates_brotli_then_gzip() {
         let with = |accept: &str| {
             serve(
-                ASSETS,
+                &ASSETS,
                 Request {
                     method: "GET",
                     path: "/",
@@ -341,25 +444,26 @@ mod tests {
         };
         let br = with("gzip, deflate, br");
         assert_eq!(
-            (br.body, header(&br, "content-encoding")),
+            (&*br.body, header(&br, "content-encoding")),
             (&b"br-index"[..], Some("br"))
         );
         assert_eq!(header(&br, "etag"), Some("\"aa-br\""));
         let gz = with("gzip;q=0.8, br;q=0");
-        assert_eq!(
-            (gz.body, header(&gz, "content-encoding")),
-            (&b"gz-index"[..], Some("gzip"))
-        );
+        assert_eq!(header(&gz, "content-encoding"), Some("gzip"));
+        assert_eq!(header(&gz, "etag"), Some("\"aa-gzip\""));
+        assert_eq!(gunzip_with_flate2(&gz.body), b"<html>index</html>");
         let star = with("*");
         assert_eq!(header(&star, "content-encoding"), Some("br"));
         let none = with("identity");
         assert_eq!(
-            (none.body, header(&none, "content-encoding")),
+            (&*none.body, header(&none, "content-encoding")),
             (&b"<html>index</html>"[..], None)
         );
+        assert_eq!(header(&none, "etag"), Some("\"aa\""));
+        assert_eq!(header(&none, "vary"), Some("accept-encoding"));
         // The document has no brotli form: gzip is the best it can do.
         let doc = serve(
-            ASSETS,
+            &ASSETS,
             Request {
                 method: "GET",
                 path: "/openapi.json",
@@ -378,13 +482,97 @@ mod tests {
             accept_encoding: accept,
             if_none_match: Some(tag),
         };
-        let fresh = serve(ASSETS, request(Some("br"), "\"aa-br\""));
-        assert_eq!((fresh.status, fresh.body), (304, &b""[..]));
+        let fresh = serve(&ASSETS, request(Some("br"), "\"aa-br\""));
+        assert_eq!((fresh.status, &*fresh.body), (304, &b""[..]));
         // A gzip ETag does not validate the brotli representation.
         assert_eq!(
-            serve(ASSETS, request(Some("br"), "\"aa-gzip\"")).status,
+            serve(&ASSETS, request(Some("br"), "\"aa-gzip\"")).status,
             200
         );
-        assert_eq!(serve(ASSETS, request(None, "\"x\", \"aa\"")).status, 304);
+        assert_eq!(serve(&ASSETS, request(None, "\"x\", \"aa\"")).status, 304);
+    }
+
+    #[test]
+    fn identity_is_inflated_from_the_gzip_form() {
+        let script = long_script();
+        let with = |accept: Option<&'static str>| {
+            serve(
+                &ASSETS,
+                Request {
+                    method: "GET",
+                    path: "/assets/app-1234.js",
+                    accept_encoding: accept,
+                    ..Default::default()
+                },
+            )
+        };
+        for accept in [
+            None,
+            Some("identity"),
+            Some("br;q=0, gzip;q=0"),
+            Some("deflate"),
+        ] {
+            let reply = with(accept);
+            assert_eq!(reply.status, 200, "{accept:?}");
+            assert!(matches!(reply.body, Cow::Owned(_)), "{accept:?}");
+            assert!(reply.body == script, "{accept:?}: the file, byte for byte");
+            assert_eq!(header(&reply, "content-encoding"), None);
+            assert_eq!(header(&reply, "etag"), Some("\"dd\""));
+            assert_eq!(header(&reply, "cache-control"), Some(IMMUTABLE));
+        }
+        // The gzip form sent as is is the one that inflates to the file.
+        let gz = with(Some("gzip"));
+        assert!(matches!(gz.body, Cow::Borrowed(_)));
+        assert_eq!(gunzip_with_flate2(&gz.body), script);
+    }
+
+    #[test]
+    fn an_asset_without_a_gzip_form_is_sent_as_is() {
+        let request = |accept: &'static str| Request {
+            method: "GET",
+            path: "/assets/logo-1234.svg",
+            accept_encoding: Some(accept),
+            ..Default::default()
+        };
+        let plain = serve(&ASSETS, request("gzip"));
+        assert_eq!(
+            (&*plain.body, header(&plain, "content-encoding")),
+            (&b"<svg/>"[..], None)
+        );
+        assert_eq!(header(&plain, "vary"), Some("accept-encoding"));
+        let br = serve(&ASSETS, request("gzip, br"));
+        assert_eq!(&*br.body, b"br-svg");
+    }
+
+    #[test]
+    fn a_gzip_form_that_does_not_inflate_is_a_500_not_garbage() {
+        let request = |tag: Option<&'static str>| Request {
+            method: "GET",
+            path: "/assets/broken-1234.js",
+            if_none_match: tag,
+            ..Default::default()
+        };
+        let reply = serve(&ASSETS, request(None));
+        assert_eq!(reply.status, 500);
+        assert_eq!(&*reply.body, br#"{"detail":"Internal Server Error"}"#);
+        // Revalidating never inflates.
+        assert_eq!(serve(&ASSETS, request(Some("\"ff\""))).status, 304);
+    }
+
+    #[test]
+    fn gunzip_takes_what_build_rs_writes_and_nothing_else() {
+        for data in [&b""[..], b"x", &long_script()] {
+            assert_eq!(gunzip(gzip(data)).as_deref(), Some(data));
+        }
+        let good = gzip(b"<html>index</html>");
+        // Truncated, a wrong recorded size, optional header fields.
+        assert_eq!(gunzip(&good[..good.len() - 1]), None);
+        let mut wrong_size = good.to_vec();
+        *wrong_size.last_mut().unwrap() ^= 1;
+        assert_eq!(gunzip(&wrong_size), None);
+        let mut named = good.to_vec();
+        named[3] = 8;
+        assert_eq!(gunzip(&named), None);
+        assert_eq!(gunzip(&good[..9]), None);
     }
 }
