@@ -9,6 +9,7 @@ pub mod error;
 pub mod items;
 pub mod jwt;
 pub mod login;
+pub mod multipart;
 pub mod price;
 pub mod routes;
 pub mod schema;
