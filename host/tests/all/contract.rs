@@ -79,12 +79,18 @@ impl Document {
     /// the document: its references resolve against the whole document).
     fn validate(&self, pointer: &str, instance: &Value) -> Result<(), String> {
         let validator = {
-            let mut cache = self.validators.lock().unwrap();
+            // One test's failed compile must not poison the others' checks.
+            let mut cache = self
+                .validators
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             cache
                 .entry(pointer.to_string())
                 .or_insert_with(|| {
                     let mut root = self.doc.clone();
-                    root["$ref"] = Value::String(format!("#{pointer}"));
+                    // A URI fragment: `{id}` in a path template is percent-encoded.
+                    let fragment = pointer.replace('{', "%7B").replace('}', "%7D");
+                    root["$ref"] = Value::String(format!("#{fragment}"));
                     Arc::new(
                         jsonschema::draft202012::options()
                             .should_validate_formats(true)
