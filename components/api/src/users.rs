@@ -98,7 +98,8 @@ pub fn new_user(body: &Body) -> Result<NewUser, ApiError> {
     let username = text("username");
     let password = text("password");
     let role = match body.get("role") {
-        None | Some(Field::Other(Json::Null)) => None,
+        // Absent means `user`; an explicit null is no role and is refused.
+        None => None,
         Some(Field::Other(Json::String(r))) if r == "admin" || r == "user" => Some(r.clone()),
         Some(_) => {
             errors.push(FieldError::new(
@@ -199,6 +200,9 @@ mod tests {
             ["string_too_long"],
             "74 bytes, never truncated"
         );
+        let role_null =
+            r#"{"email": "a@b.io", "username": "abc", "password": "12345678", "role": null}"#;
+        assert_eq!(kinds(parse(role_null).unwrap_err()), ["enum"]);
         for email in ["a@b", "@b.io", "a@.io", "a b@c.io", "a@b..io"] {
             assert!(!valid_email(email), "{email}");
         }

@@ -101,15 +101,16 @@ pub fn item(body: &Body, completeness: Completeness) -> Result<ItemFields, ApiEr
         None => {}
         Some(Field::Other(Value::String(name))) => {
             let trimmed = name.trim();
-            let length = trimmed.chars().count();
-            if length == 0 {
+            // At most NAME_MAX characters as sent (as openapi.json's
+            // maxLength says), at least one that is not whitespace.
+            if trimmed.is_empty() {
                 errors.push(FieldError::new(
                     "string_too_short",
                     &["body", "name"],
                     "String should have at least 1 character",
                     Some(Value::String(name.clone())),
                 ));
-            } else if length > NAME_MAX {
+            } else if name.chars().count() > NAME_MAX {
                 errors.push(FieldError::new(
                     "string_too_long",
                     &["body", "name"],
@@ -156,7 +157,15 @@ pub fn item(body: &Body, completeness: Completeness) -> Result<ItemFields, ApiEr
                 Field::Other(Value::String(text)) => Some(text.as_str()),
                 Field::Other(_) => None,
             };
-            match text.map(Price::parse) {
+            let parsed = match (value, text) {
+                // A string is a plain decimal, as openapi.json's pattern says:
+                // no sign, exponent, spaces or bare point.
+                (Field::Other(_), Some(text)) if !plain_decimal(text) => {
+                    Some(Err(PriceError::NotANumber))
+                }
+                (_, text) => text.map(Price::parse),
+            };
+            match parsed {
                 Some(Ok(price)) => fields.price = Some(price),
                 Some(Err(error)) => errors.push(FieldError::new(
                     match error {
@@ -195,7 +204,9 @@ pub fn item(body: &Body, completeness: Completeness) -> Result<ItemFields, ApiEr
     }
 
     match body.get("owner_id") {
-        None | Some(Field::Other(Value::Null)) => {}
+        // An explicit null is refused like any other non-integer: it would
+        // read as "no owner", which no item can be.
+        None => {}
         Some(value) => {
             let id = match value {
                 Field::Number(text) => text.parse::<i64>().ok(),
@@ -354,6 +365,15 @@ pub fn page(query: &str) -> Result<Page, ApiError> {
     }
 }
 
+/// `12`, `012.5`, `12.50`: digits, then at most two decimals after a point.
+fn plain_decimal(text: &str) -> bool {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, "00"));
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && (1..=2).contains(&fraction.len())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +457,66 @@ mod tests {
         }
         let exact = parse(r#"{"name": "x", "price": 99999999.99}"#, Completeness::Full).unwrap();
         assert_eq!(exact.price.unwrap().to_string(), "99999999.99");
+    }
+
+    #[test]
+    fn price_strings_are_plain_decimals() {
+        for good in ["0", "12", "012.5", "12.50", "99999999.99"] {
+            let body = format!(r#"{{"name": "x", "price": "{good}"}}"#);
+            assert!(parse(&body, Completeness::Full).is_ok(), "{good}");
+        }
+        for bad in [
+            "1e2", " 12", "12 ", "+12", "-0", "12.", ".5", "12.500", "1_0",
+        ] {
+            let body = format!(r#"{{"name": "x", "price": "{bad}"}}"#);
+            assert_eq!(
+                locs(parse(&body, Completeness::Full).unwrap_err()),
+                vec![("price".into(), "decimal_parsing".into())],
+                "{bad}"
+            );
+        }
+        // The bound holds for strings as for numbers.
+        assert_eq!(
+            locs(parse(r#"{"name": "x", "price": "100000000"}"#, Completeness::Full).unwrap_err()),
+            vec![("price".into(), "less_than".into())]
+        );
+        // JSON numbers keep every JSON spelling.
+        assert!(parse(r#"{"name": "x", "price": 1e2}"#, Completeness::Full).is_ok());
+    }
+
+    #[test]
+    fn owner_id_null_is_refused() {
+        for body in [
+            r#"{"name": "x", "price": 1, "owner_id": null}"#,
+            r#"{"name": "x", "price": 1, "owner_id": 0}"#,
+        ] {
+            assert_eq!(
+                locs(parse(body, Completeness::Full).unwrap_err()),
+                vec![("owner_id".into(), "int_type".into())],
+                "{body}"
+            );
+        }
+        assert_eq!(
+            locs(parse(r#"{"owner_id": null}"#, Completeness::Partial).unwrap_err()),
+            vec![("owner_id".into(), "int_type".into())]
+        );
+    }
+
+    #[test]
+    fn names_are_bounded_as_sent_and_stored_trimmed() {
+        let padded = format!(r#"{{"name": " {} ", "price": 1}}"#, "n".repeat(254));
+        assert_eq!(
+            locs(parse(&padded, Completeness::Full).unwrap_err()),
+            vec![("name".into(), "string_too_long".into())],
+            "256 characters as sent"
+        );
+        let fits = format!(r#"{{"name": " {}", "price": 1}}"#, "n".repeat(254));
+        let item = parse(&fits, Completeness::Full).unwrap();
+        assert_eq!(item.name.unwrap().len(), 254);
+        assert_eq!(
+            locs(parse(r#"{"name": " \t ", "price": 1}"#, Completeness::Full).unwrap_err()),
+            vec![("name".into(), "string_too_short".into())]
+        );
     }
 
     #[test]

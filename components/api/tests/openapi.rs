@@ -51,6 +51,17 @@ fn documents_exactly_the_routes() {
     );
 }
 
+/// What the host itself may answer on any route, before or instead of the
+/// component (`host/src/server.rs`), and the shared response that documents
+/// it: the route table lists the component's statuses, the document both.
+const HOST_RESPONSES: [(u16, &str); 5] = [
+    (408, "RequestTimeout"),
+    (413, "PayloadTooLarge"),
+    (429, "RateLimited"),
+    (503, "Overloaded"),
+    (504, "DeadlineExceeded"),
+];
+
 #[test]
 fn each_operation_has_the_routes_id_and_statuses() {
     let ops = operations(&document());
@@ -63,12 +74,70 @@ fn each_operation_has_the_routes_id_and_statuses() {
             .keys()
             .map(|k| k.parse().expect("numeric status"))
             .collect();
-        let routed: BTreeSet<u16> = route.statuses.iter().copied().collect();
+        let answered: BTreeSet<u16> = route
+            .statuses
+            .iter()
+            .copied()
+            .chain(HOST_RESPONSES.iter().map(|(status, _)| *status))
+            .collect();
         assert_eq!(
-            documented, routed,
-            "statuses of {} {}",
+            documented, answered,
+            "statuses of {} {}: the route table's and the host's",
             route.method, route.path
         );
+    }
+}
+
+/// A host status the component never answers refers to the shared host
+/// response; one the component answers too (503, or 429 on sign-in) has a
+/// response whose body admits the host's error as well as the component's.
+#[test]
+fn host_statuses_are_documented_on_every_operation() {
+    let doc = document();
+    let host_error = &doc["components"]["schemas"]["HostError"];
+    assert_eq!(
+        host_error["required"],
+        serde_json::json!(["detail", "request_id"])
+    );
+    let ops = operations(&doc);
+    for route in ROUTES {
+        let op = &ops[&(route.method.to_string(), route.path.to_string())];
+        for (status, name) in HOST_RESPONSES {
+            let response = &op["responses"][status.to_string()];
+            let shared = format!("#/components/responses/{name}");
+            if !route.statuses.contains(&status) {
+                assert_eq!(
+                    response["$ref"], shared,
+                    "{} {}: {status}",
+                    route.method, route.path
+                );
+                continue;
+            }
+            let response = match response["$ref"].as_str() {
+                Some(reference) => doc.pointer(&reference[1..]).expect("resolves"),
+                None => response,
+            };
+            let mut refs = Vec::new();
+            collect_refs(
+                &response["content"]["application/json"]["schema"],
+                &mut refs,
+            );
+            let required = |schema: &str| {
+                doc.pointer(&format!("/components/schemas/{schema}/required"))
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
+            // `Error` needs only `detail`, so a host error fits it.
+            assert!(
+                refs.iter().any(|r| r == "#/components/schemas/HostError")
+                    || refs.iter().any(|r| r == "#/components/schemas/Error")
+                        && required("Error") == ["detail"],
+                "{} {}: the {status} body does not admit the host's error",
+                route.method,
+                route.path
+            );
+        }
     }
 }
 

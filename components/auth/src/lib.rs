@@ -14,6 +14,7 @@ use nexa_api::auth::login::{self, Bcrypt, hash_password};
 use nexa_api::auth::sessions::{digest, new_refresh_token};
 use nexa_api::auth::throttle::LoginPolicy;
 use nexa_api::error::{ApiError, FieldError, db_failure};
+use nexa_api::http::multipart;
 use nexa_api::http::{ApiRequest, json, no_content, serve};
 use nexa_api::repository::sessions::{self, Refresh};
 use nexa_api::repository::users;
@@ -51,7 +52,7 @@ async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
     let db = open().await?;
     match request.matched.endpoint {
         Endpoint::IssueToken => {
-            let (username, password) = credentials(&content_type, body).await?;
+            let (username, password) = credentials(&content_type, body)?;
             token(&db, &username, &password, &client_addr, secure).await
         }
         Endpoint::RefreshToken => {
@@ -97,7 +98,7 @@ async fn open() -> Result<SpinDatabase, ApiError> {
 }
 
 /// Username and password from a form, a multipart form or JSON.
-async fn credentials(content_type: &str, body: Vec<u8>) -> Result<(String, String), ApiError> {
+fn credentials(content_type: &str, body: Vec<u8>) -> Result<(String, String), ApiError> {
     let media = content_type
         .split(';')
         .next()
@@ -117,25 +118,12 @@ async fn credentials(content_type: &str, body: Vec<u8>) -> Result<(String, Strin
             }
         }
         "multipart/form-data" => {
-            let boundary = multer::parse_boundary(content_type)
-                .map_err(|_| invalid_body("multipart boundary missing"))?;
-            let stream = futures::stream::once(async move {
-                Ok::<_, std::io::Error>(multer::bytes::Bytes::from(body))
-            });
-            let mut multipart = multer::Multipart::new(stream, boundary);
-            while let Some(field) = multipart
-                .next_field()
-                .await
-                .map_err(|e| invalid_body(&e.to_string()))?
-            {
-                let name = field.name().unwrap_or_default().to_string();
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|e| invalid_body(&e.to_string()))?;
-                match name.as_str() {
-                    "username" => username = Some(text),
-                    "password" => password = Some(text),
+            let fields =
+                multipart::fields(content_type, &body).map_err(|e| invalid_body(&e.to_string()))?;
+            for (key, value) in fields {
+                match key.as_str() {
+                    "username" => username = Some(value),
+                    "password" => password = Some(value),
                     _ => {}
                 }
             }

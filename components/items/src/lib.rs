@@ -7,6 +7,7 @@ use nexa_api::error::{ApiError, db_failure};
 use nexa_api::http::{ApiRequest, json_text, no_content, serve};
 use nexa_api::items::{Item, NewItem};
 use nexa_api::repository::items;
+use nexa_api::repository::users;
 use nexa_api::routes::Endpoint;
 use nexa_api::storage::DbError;
 use nexa_api::storage::spin::{SpinDatabase, open_migrated as open};
@@ -138,15 +139,9 @@ async fn write(
     id: Option<i64>,
     body: &[u8],
 ) -> Result<Response<String>, ApiError> {
+    // A user deleted between `check_owner` and the write.
     let fk_violation = |e: DbError| match e {
-        DbError::Other(m) if m.contains("23503") || m.contains("FOREIGN KEY") => {
-            ApiError::Validation(vec![nexa_api::error::FieldError::new(
-                "owner_not_found",
-                &["body", "owner_id"],
-                "No user has this id",
-                None,
-            )])
-        }
+        DbError::Other(m) if m.contains("23503") || m.contains("FOREIGN KEY") => owner_not_found(),
         e => db_failure(e),
     };
     match id {
@@ -159,6 +154,7 @@ async fn write(
                 Some(owner) => owner,
                 None => caller.user_id,
             };
+            check_owner(db, owner_id, caller).await?;
             let item = items::create(
                 db,
                 NewItem {
@@ -198,6 +194,9 @@ async fn write(
             if fields.owner_id.is_some_and(|o| o != existing.owner_id) && !caller.is_admin {
                 return Err(ApiError::Forbidden("Not enough permissions"));
             }
+            if let Some(owner) = fields.owner_id {
+                check_owner(db, owner, caller).await?;
+            }
             if completeness == Completeness::Full && fields.description.is_none() {
                 // A full replacement without a description clears it.
                 fields.description = Some(None);
@@ -208,5 +207,27 @@ async fn write(
                 .ok_or(ApiError::NotFound("Item not found"))?;
             Ok(json_text(200, item.to_json()))
         }
+    }
+}
+
+fn owner_not_found() -> ApiError {
+    ApiError::Validation(vec![nexa_api::error::FieldError::new(
+        "owner_not_found",
+        &["body", "owner_id"],
+        "No user has this id",
+        None,
+    )])
+}
+
+/// 422 `owner_not_found` unless `owner` is the caller or an existing user.
+/// Checked here rather than left to the foreign key: SQLite enforces none
+/// unless asked, and both backends must refuse an unknown owner alike.
+async fn check_owner(db: &SpinDatabase, owner: i64, caller: &Principal) -> Result<(), ApiError> {
+    if owner == caller.user_id {
+        return Ok(());
+    }
+    match users::get(db, owner).await.map_err(db_failure)? {
+        Some(_) => Ok(()),
+        None => Err(owner_not_found()),
     }
 }

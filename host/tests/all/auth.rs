@@ -1,19 +1,20 @@
 //! The auth component through the real host: tokens from form, multipart and
 //! JSON logins, refresh rotation and reuse detection, logout, throttling.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::contract::{Checked, Contract};
 use crate::support::{Host, on_both_backends, repo_app, start_on};
 
 const ADMIN_PASSWORD: &str = "admin-dev-password";
 
-async fn login(host: &Host, form: &[(&str, &str)]) -> reqwest::Response {
+async fn login(host: &Host, form: &[(&str, &str)]) -> Checked {
     host.client()
         .post(host.url("/auth/token"))
         .form(form)
+        .checked()
         .send()
         .await
-        .unwrap()
 }
 
 async fn create_item(host: &Host, access: &str) -> u16 {
@@ -21,20 +22,20 @@ async fn create_item(host: &Host, access: &str) -> u16 {
         .post(host.url("/items"))
         .bearer_auth(access)
         .json(&json!({ "name": "from a real token", "price": 1 }))
+        .checked()
         .send()
         .await
-        .unwrap()
         .status()
         .as_u16()
 }
 
-async fn refresh(host: &Host, token: &str) -> reqwest::Response {
+async fn refresh(host: &Host, token: &str) -> Checked {
     host.client()
         .post(host.url("/auth/refresh"))
         .json(&json!({ "refresh_token": token }))
+        .checked()
         .send()
         .await
-        .unwrap()
 }
 
 on_both_backends!(
@@ -65,7 +66,7 @@ async fn token_refresh_and_logout(postgres: bool) {
             && cookie.contains("Path=/auth"),
         "{cookie}"
     );
-    let tokens: Value = response.json().await.unwrap();
+    let tokens = response.json();
     assert_eq!(tokens["token_type"], "bearer");
     assert_eq!(tokens["expires_in"], 1800);
     assert!(cookie.starts_with(&format!(
@@ -76,9 +77,9 @@ async fn token_refresh_and_logout(postgres: bool) {
         .client()
         .post(host.url("/auth/token"))
         .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+        .checked()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(json_login.status(), 200);
     let multipart = reqwest::multipart::Form::new()
         .text("username", "admin")
@@ -87,10 +88,26 @@ async fn token_refresh_and_logout(postgres: bool) {
         .client()
         .post(host.url("/auth/token"))
         .multipart(multipart)
+        .checked()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(multipart_login.status(), 200);
+    // Extra fields are ignored whatever their names, even ones a strict
+    // multipart parser refuses (urllib3 sends ESC and DEL unescaped).
+    let odd_names = reqwest::multipart::Form::new()
+        .percent_encode_noop()
+        .text("grant_type", "password")
+        .text("\u{1b}[0m\u{7f}", "ignored")
+        .text("username", "admin")
+        .text("password", ADMIN_PASSWORD);
+    let odd_login = host
+        .client()
+        .post(host.url("/auth/token"))
+        .multipart(odd_names)
+        .checked()
+        .send()
+        .await;
+    assert_eq!(odd_login.status(), 200, "{}", odd_login.text());
 
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(create_item(&host, access).await, 201);
@@ -100,12 +117,12 @@ async fn token_refresh_and_logout(postgres: bool) {
     let first = tokens["refresh_token"].as_str().unwrap().to_string();
     let rotated = refresh(&host, &first).await;
     assert_eq!(rotated.status(), 200);
-    let rotated: Value = rotated.json().await.unwrap();
+    let rotated = rotated.json();
     let second = rotated["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(first, second);
     let replay = refresh(&host, &first).await;
     assert_eq!(replay.status(), 401);
-    let body: Value = replay.json().await.unwrap();
+    let body = replay.json();
     assert_eq!(body["detail"], "Invalid refresh token");
     assert_eq!(
         refresh(&host, &second).await.status(),
@@ -119,14 +136,12 @@ async fn token_refresh_and_logout(postgres: bool) {
     );
 
     // The cookie alone refreshes, with an empty body.
-    let fresh: Value = login(
+    let fresh = login(
         &host,
         &[("username", "admin"), ("password", ADMIN_PASSWORD)],
     )
     .await
-    .json()
-    .await
-    .unwrap();
+    .json();
     let by_cookie = host
         .client()
         .post(host.url("/auth/refresh"))
@@ -134,11 +149,11 @@ async fn token_refresh_and_logout(postgres: bool) {
             "cookie",
             format!("refresh_token={}", fresh["refresh_token"].as_str().unwrap()),
         )
+        .checked()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(by_cookie.status(), 200);
-    let by_cookie: Value = by_cookie.json().await.unwrap();
+    let by_cookie = by_cookie.json();
 
     // Logout ends the session at once and clears the cookie.
     let access = by_cookie["access_token"].as_str().unwrap();
@@ -146,9 +161,9 @@ async fn token_refresh_and_logout(postgres: bool) {
         .client()
         .post(host.url("/auth/logout"))
         .bearer_auth(access)
+        .checked()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(logout.status(), 204);
     assert!(
         logout.headers()["set-cookie"]
@@ -160,9 +175,9 @@ async fn token_refresh_and_logout(postgres: bool) {
     let again = host
         .client()
         .post(host.url("/auth/logout"))
+        .checked()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(again.status(), 401);
 }
 
@@ -173,29 +188,37 @@ async fn bad_logins_are_refused_then_throttled(postgres: bool) {
     let response = login(&host, &[("username", "admin"), ("password", "wrong")]).await;
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    let body: Value = response.json().await.unwrap();
+    let body = response.json();
     assert_eq!(body["detail"], "Incorrect username or password");
     let unknown = login(&host, &[("username", "nobody"), ("password", "whatever")]).await;
     assert_eq!(unknown.status(), 401);
-    let missing = login(&host, &[("username", "admin")]).await;
+    let missing = host
+        .client()
+        .post(host.url("/auth/token"))
+        .form(&[("username", "admin")])
+        .checked()
+        .invalid_request()
+        .send()
+        .await;
     assert_eq!(missing.status(), 422);
-    let body: Value = missing.json().await.unwrap();
+    let body = missing.json();
     assert_eq!(body["detail"][0]["loc"], json!(["body", "password"]));
     let text = host
         .client()
         .post(host.url("/auth/token"))
         .header("content-type", "text/plain")
         .body("admin")
+        .checked()
+        .invalid_request()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(text.status(), 415);
     let get = host
         .client()
         .get(host.url("/auth/token"))
+        .checked()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(get.status(), 405);
     assert_eq!(get.headers()["allow"], "POST");
 
@@ -221,7 +244,7 @@ async fn bad_logins_are_refused_then_throttled(postgres: bool) {
 async fn admin_refresh_token(host: &Host) -> String {
     let response = login(host, &[("username", "admin"), ("password", ADMIN_PASSWORD)]).await;
     assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body = response.json();
     body["refresh_token"].as_str().unwrap().to_string()
 }
 
@@ -235,9 +258,8 @@ async fn concurrent_refreshes_of_one_token_have_one_winner(postgres: bool) {
         let url = host.url("/auth/refresh");
         let body = json!({ "refresh_token": token });
         tasks.push(tokio::spawn(async move {
-            let response = client.post(url).json(&body).send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
+            let response = client.post(url).json(&body).checked().send().await;
+            (response.status().as_u16(), response.json())
         }));
     }
     let mut winners = Vec::new();
@@ -261,7 +283,7 @@ async fn parallel_guessing_is_throttled(postgres: bool) {
     app.write("nexa.toml", "");
     let (_db, host) = start_on(&app, postgres);
     // Warm up: the first request creates the schema.
-    let items = host.client().get(host.url("/items")).send().await.unwrap();
+    let items = host.client().get(host.url("/items")).checked().send().await;
     assert_eq!(items.status(), 200);
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -272,9 +294,9 @@ async fn parallel_guessing_is_throttled(postgres: bool) {
             let response = client
                 .post(url)
                 .form(&[("username", "admin"), ("password", guess.as_str())])
+                .checked()
                 .send()
-                .await
-                .unwrap();
+                .await;
             let retry_after = response
                 .headers()
                 .get("retry-after")

@@ -5,17 +5,23 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::contract::Contract;
 use crate::support::{AppDir, fixture_host, rc_args, repo_app};
 
 #[tokio::test]
 async fn health_is_operational_on_embedded_backends() {
     let app = repo_app("");
     let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
-    let response = host.client().get(host.url("/health")).send().await.unwrap();
+    let response = host
+        .client()
+        .get(host.url("/health"))
+        .checked()
+        .send()
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert!(response.headers().contains_key("x-request-id"));
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.json();
     assert_eq!(body["status"], "operational", "{body}");
     assert_eq!(
         body["components"]["database"]["status"], "healthy",
@@ -33,9 +39,9 @@ async fn health_is_operational_on_embedded_backends() {
     let response = host
         .client()
         .post(host.url("/health"))
+        .checked()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "GET, HEAD");
 }
@@ -48,12 +54,10 @@ async fn health_uses_redis_when_the_runtime_config_maps_the_store() {
     let body: Value = host
         .client()
         .get(host.url("/health"))
+        .checked()
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     assert_eq!(body["components"]["cache"]["status"], "healthy", "{body}");
 }
 
@@ -63,9 +67,14 @@ async fn health_is_degraded_when_the_cache_is_unreachable() {
     let app =
         repo_app("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n");
     let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
-    let response = host.client().get(host.url("/health")).send().await.unwrap();
+    let response = host
+        .client()
+        .get(host.url("/health"))
+        .checked()
+        .send()
+        .await;
     assert_eq!(response.status(), 503);
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.json();
     assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["components"]["cache"]["status"], "unhealthy", "{body}");
     assert!(
@@ -83,11 +92,11 @@ async fn unknown_paths_get_a_json_404_from_the_fallback() {
     let app = repo_app("");
     let host = app.start(&rc_args(&app).each_ref().map(String::as_str));
     for path in ["/nope", "/index.html", "/elsewhere/42/deep?x=1"] {
-        let response = host.client().get(host.url(path)).send().await.unwrap();
+        let response = host.client().get(host.url(path)).checked().send().await;
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers()["content-type"], "application/json");
         assert!(response.headers().contains_key("x-request-id"));
-        assert_eq!(response.text().await.unwrap(), r#"{"detail":"Not Found"}"#);
+        assert_eq!(response.text(), r#"{"detail":"Not Found"}"#);
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::contract::{Checked, Contract, Exchange};
 use crate::services::TestDatabase;
 use crate::support::{AppDir, Backend, Host, rc_args, repo_app, start_on};
 
@@ -63,13 +64,14 @@ impl Api {
         (id, token(id, username, role, &session, 600))
     }
 
-    async fn send(
+    /// A request, checked against openapi.json when sent.
+    fn request(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
-    ) -> (u16, Value, reqwest::header::HeaderMap) {
+    ) -> Exchange {
         let mut request = self
             .host
             .client()
@@ -80,16 +82,38 @@ impl Api {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-            headers,
-        )
+        request.checked()
     }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        answer(self.request(method, path, token, body).send().await)
+    }
+
+    /// As `send`, for a body the document forbids on purpose.
+    async fn send_invalid(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let request = self.request(method, path, token, Some(body));
+        answer(request.invalid_request().send().await)
+    }
+}
+
+fn answer(response: Checked) -> (u16, Value, reqwest::header::HeaderMap) {
+    (
+        response.status().as_u16(),
+        response.json(),
+        response.headers().clone(),
+    )
 }
 
 fn token(user: i64, username: &str, role: &str, session: &str, ttl: i64) -> String {
@@ -258,12 +282,10 @@ async fn writes(api: &Api) {
         .host
         .client()
         .get(api.host.url(&format!("/items/{id}")))
+        .checked()
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text();
     assert!(raw.contains("\"price\":12.50"), "two decimals: {raw}");
 
     let path = format!("/items/{id}");
@@ -303,13 +325,42 @@ async fn writes(api: &Api) {
         (json!("Desk lamp"), Value::Null)
     );
 
+    // An admin may give an item away, but only to a user who exists (422
+    // owner_not_found, as the document says, on both backends).
+    let unknown_owner = json!({ "name": "Gift", "price": 1, "owner_id": 999_999 });
+    for (method, target) in [("POST", "/items"), ("PATCH", path.as_str())] {
+        let (status, body, _) = api
+            .send(
+                method,
+                target,
+                Some(&admin_token),
+                Some(unknown_owner.clone()),
+            )
+            .await;
+        assert_eq!(status, 422, "{method}: {body}");
+        assert_eq!(body["detail"][0]["type"], "owner_not_found");
+        assert_eq!(body["detail"][0]["loc"], json!(["body", "owner_id"]));
+    }
+
     // Bad input never changes anything.
+    for invalid in [
+        json!({ "name": "x", "price": 1, "owner_id": 0 }),
+        json!({ "name": "x", "price": 1, "owner_id": null }),
+        json!({ "name": "x", "price": "100000000" }),
+        json!({ "name": "x", "price": "1e2" }),
+        json!({ "name": " \t ", "price": 1 }),
+    ] {
+        let (status, body, _) = api
+            .send_invalid("POST", "/items", Some(&admin_token), invalid.clone())
+            .await;
+        assert_eq!(status, 422, "{invalid}: {body}");
+    }
     let (status, body, _) = api
-        .send(
+        .send_invalid(
             "PATCH",
             &path,
             Some(&alice_token),
-            Some(json!({ "price": 12.345 })),
+            json!({ "price": 12.345 }),
         )
         .await;
     assert_eq!(status, 422);
@@ -321,11 +372,12 @@ async fn writes(api: &Api) {
         .bearer_auth(&alice_token)
         .header("content-type", "application/json")
         .body("{\"name\": ")
+        .checked()
+        .invalid_request()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 422);
-    let body: Value = response.json().await.unwrap();
+    let body = response.json();
     assert_eq!(body["detail"][0]["type"], "json_invalid");
     let response = api
         .host
@@ -334,9 +386,10 @@ async fn writes(api: &Api) {
         .bearer_auth(&alice_token)
         .header("content-type", "text/plain")
         .body("name=x")
+        .checked()
+        .invalid_request()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 415);
     let (_, after, _) = api.send("GET", &path, None, None).await;
     assert_eq!(after["price"], json!(20.0));
@@ -370,12 +423,13 @@ async fn writes(api: &Api) {
                 .post(url)
                 .bearer_auth(token)
                 .json(&json!({ "name": format!("bulk {i}"), "price": i }))
+                .checked()
                 .send()
                 .await
         }));
     }
     for task in tasks {
-        assert_eq!(task.await.unwrap().unwrap().status(), 201);
+        assert_eq!(task.await.unwrap().status(), 201);
     }
     assert_eq!(
         api.sql("SELECT count(*) FROM items WHERE name LIKE 'bulk %'"),
@@ -413,10 +467,10 @@ async fn writes_on_postgres() {
 // ---- the read cache ------------------------------------------------------------
 
 async fn get_cached(host: &Host, path: &str) -> (String, Value) {
-    let response = host.client().get(host.url(path)).send().await.unwrap();
+    let response = host.client().get(host.url(path)).checked().send().await;
     assert_eq!(response.status(), 200);
     let cache = response.headers()["x-cache"].to_str().unwrap().to_string();
-    (cache, response.json().await.unwrap())
+    (cache, response.json())
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! (built for wasm32-wasip2 on first use) over real HTTP, on embedded SQLite
 //! and on the Redis at 127.0.0.1:6379.
 
+mod contract;
 mod services;
 mod support;
 

@@ -515,6 +515,8 @@ async fn a_stopped_database_fails_fast_and_recovers_without_a_restart() {
 
 #[tokio::test]
 async fn health_probes_postgres_when_database_url_says_so() {
+    use crate::contract::Contract;
+
     let db = TestDatabase::create();
     let app = crate::support::repo_app("");
     let rc = crate::support::rc_args(&app);
@@ -523,11 +525,11 @@ async fn health_probes_postgres_when_database_url_says_so() {
     let response = healthy
         .client()
         .get(healthy.url("/health"))
+        .checked()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.json();
     assert_eq!(
         body["components"]["database"]["status"], "healthy",
         "{body}"
@@ -545,11 +547,11 @@ async fn health_probes_postgres_when_database_url_says_so() {
     let response = denied
         .client()
         .get(denied.url("/health"))
+        .checked()
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 503);
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.json();
     assert_eq!(
         body["components"]["database"]["status"], "unhealthy",
         "{body}"
