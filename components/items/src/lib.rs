@@ -22,9 +22,7 @@ async fn handle(request: Request) -> Response<String> {
 }
 
 async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
-    let matched = request.matched;
-    let authorization = request.header("authorization");
-    let (query, body) = (request.query.as_str(), request.body.as_slice());
+    let (matched, authorization, query, body) = request.parts();
 
     match (matched.endpoint, matched.id) {
         (Endpoint::ListItems, _) => {

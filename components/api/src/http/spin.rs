@@ -37,6 +37,17 @@ impl ApiRequest {
         })
     }
 
+    /// What a resource handler reads: the route matched, the bearer
+    /// `Authorization` header, the raw query and the body.
+    pub fn parts(&self) -> (Matched, Option<String>, &str, &[u8]) {
+        (
+            self.matched,
+            self.header("authorization"),
+            &self.query,
+            &self.body,
+        )
+    }
+
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
