@@ -1,5 +1,5 @@
 //! The README's commands, run as written. Every fenced ```` ```sh ```` block of
-//! README.md is either run by a test here (the test command: checked to be
+//! README.md and frontend/README.md is either run by a test here (the test command: checked to be
 //! what `.ci/run` runs) or starts with `# Not run by CI:` (it needs a tool
 //! this machine cannot have, such as Spin).
 //!
@@ -51,11 +51,26 @@ const RUN_HERE: &[(&str, &str)] = &[
         "the_redis_example_puts_the_key_value_store_on_redis",
     ),
     ("host/benches/load.sh", "the_benches_run"),
+    (
+        "VITE_OTEL_EXPORTER_OTLP_ENDPOINT=",
+        "the_dashboard_builds_with_a_trace_collector",
+    ),
 ];
 
-/// The fenced `sh` blocks of README.md, each with its closing fence.
+/// The READMEs whose blocks are checked.
+const READMES: &[&str] = &["README.md", "frontend/README.md"];
+
+/// The fenced `sh` blocks of the READMEs, each with its closing fence.
 fn sh_blocks() -> Vec<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let mut blocks = Vec::new();
+    for readme in READMES {
+        blocks.extend(sh_blocks_of(readme));
+    }
+    blocks
+}
+
+fn sh_blocks_of(readme: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(repo_root().join(readme)).unwrap();
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in readme.lines() {
@@ -73,7 +88,7 @@ fn sh_blocks() -> Vec<String> {
             }
         }
     }
-    assert!(current.is_none(), "README.md: an unclosed ```sh block");
+    assert!(current.is_none(), "an unclosed ```sh block");
     blocks
 }
 
@@ -525,4 +540,21 @@ fn the_benches_run() {
             assert!(line.ends_with("non-2xx 0"), "{line}\n{stdout}");
         }
     }
+}
+
+#[test]
+fn the_dashboard_builds_with_a_trace_collector() {
+    // Built into a directory of the test's own: frontend/dist, which the
+    // fallback component embeds, stays as it is.
+    component("fallback"); // npm ci has run
+    let work = tempfile::tempdir().unwrap();
+    let mut script = Script::new("VITE_OTEL_EXPORTER_OTLP_ENDPOINT=", work.path())
+        .substitute("npm run build", "npm run build -- --outDir \"$WORK/dist\"");
+    script.cwd = repo_root().join("frontend");
+    script.run();
+    let assets = std::fs::read_dir(work.path().join("dist/assets")).unwrap();
+    let with_endpoint = assets
+        .filter_map(|entry| std::fs::read_to_string(entry.unwrap().path()).ok())
+        .any(|text| text.contains("http://localhost:4318"));
+    assert!(with_endpoint, "no built script names the collector");
 }
