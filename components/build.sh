@@ -9,4 +9,8 @@ cargo build --quiet --manifest-path "$root/Cargo.toml" --target wasm32-wasip2 --
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 artifact="$(printf '%s' "$crate" | tr - _).wasm"
-cp "$target_dir/wasm32-wasip2/release/$artifact" "$root/components/$crate/$crate.wasm"
+# Copy, then rename into place: a host reading the .wasm meanwhile (another
+# build or test running in parallel) sees the old file or the new, never half.
+dest="$root/components/$crate/$crate.wasm"
+cp "$target_dir/wasm32-wasip2/release/$artifact" "$dest.$$.tmp"
+mv -f "$dest.$$.tmp" "$dest"

@@ -12,21 +12,32 @@ duration="${1:-10}"
 connections="${2:-32}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release --bin nexa --quiet
+# NEXA: an already built nexa binary (the tests pass theirs); else build it.
+if [ -z "${NEXA:-}" ]; then
+  cargo build --release --bin nexa --quiet
+fi
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-nexa="$target_dir/release/nexa"
+nexa="${NEXA:-$target_dir/release/nexa}"
 "$nexa" build >/dev/null 2>&1
 
 state="$(mktemp -d)"
-port=3917
-"$nexa" up --runtime-config-file runtime-config.dev.toml --state-dir "$state" --listen "127.0.0.1:$port" 2>"$state/log" &
+# Port 0: the system picks a free port (runs may overlap with tests or other
+# runs); the host prints the address it got.
+"$nexa" up --runtime-config-file runtime-config.dev.toml --state-dir "$state" --listen 127.0.0.1:0 2>"$state/log" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$state"' EXIT
-for _ in $(seq 1 100); do grep -q "Serving http://" "$state/log" && break; sleep 0.1; done
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$state"' EXIT
+address=""
+for _ in $(seq 1 600); do
+  address="$(sed -n 's/^Serving http:\/\///p' "$state/log")"
+  [ -n "$address" ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$address" ] || { echo "nexa up did not start:" >&2; cat "$state/log" >&2; exit 1; }
 
 run() {
   local path="$1"; shift
-  wrk -t2 -c"$connections" -d"${duration}s" --latency "$@" "http://127.0.0.1:$port$path" |
+  wrk -t2 -c"$connections" -d"${duration}s" --latency "$@" "http://$address$path" |
     awk -v path="$path" '/Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2} /^ +50%/ {p50=$2}
       /Non-2xx/ {bad=$5} END {printf "%-30s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n", path, rps, p50, p99, (bad==""?0:bad)}'
 }

@@ -16,6 +16,7 @@ mod isolation;
 mod items;
 mod outbound_http;
 mod postgres;
+mod readme;
 mod redis;
 mod users;
 mod web;
