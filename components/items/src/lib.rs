@@ -18,10 +18,10 @@ use spin_sdk::{http_service, key_value};
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    serve(request, route).await
+    serve(request, handle_items).await
 }
 
-async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
+async fn handle_items(request: ApiRequest) -> Result<Response<String>, ApiError> {
     let (matched, authorization, query, body) = request.parts();
 
     match (matched.endpoint, matched.id) {

@@ -18,10 +18,10 @@ use spin_sdk::http_service;
 
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
-    serve(request, route).await
+    serve(request, handle_users).await
 }
 
-async fn route(request: ApiRequest) -> Result<Response<String>, ApiError> {
+async fn handle_users(request: ApiRequest) -> Result<Response<String>, ApiError> {
     let (matched, authorization, query, body) = request.parts();
 
     let db = open_migrated().await?;
