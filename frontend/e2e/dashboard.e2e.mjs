@@ -165,6 +165,8 @@ describe('dashboard', { concurrency: false }, () => {
     const confirm = page.getByRole('dialog', { name: 'Delete item?' });
     await confirm.getByRole('button', { name: 'Delete', exact: true }).click();
     await page.getByRole('status').filter({ hasText: `Deleted “${renamed}”.` }).waitFor();
+    // The notice comes first; the row goes when the list is fetched again.
+    await row(renamed).waitFor({ state: 'detached', timeout: 5000 });
     assert.equal(await row(renamed).count(), 0);
     const gone = await fetch(`${host.url}/items?limit=1000`).then((r) => r.json());
     assert.ok(!gone.some((item) => item.name === renamed), 'the item is gone from the API too');
