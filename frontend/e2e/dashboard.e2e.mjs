@@ -212,6 +212,10 @@ describe('dashboard', { concurrency: false }, () => {
     await page.getByRole('link', { name: 'Sign in' }).waitFor();
     await signIn(member);
     await page.goto(`${host.url}/app/items?size=50`);
+    // A reload restores the session through the refresh cookie: until it is
+    // back the rows are locked as for a visitor; wait for the signed-in view.
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await row('Laptop').getByText('Only the owner or an admin can change this item.').waitFor({ timeout: 5000 });
     const edit = row('Laptop').getByRole('button', { name: 'Edit Laptop', exact: true });
     await edit.waitFor();
     assert.equal(await edit.isDisabled(), true);
