@@ -202,6 +202,15 @@ impl<'a> Script<'a> {
         }
     }
 
+    /// A block that starts `nexa up`: it runs in the background on a free
+    /// port of the test's own, with a state dir of the test's own.
+    fn serving(needle: &str, work: &'a Path) -> (Self, u16) {
+        let (up, port) = nexa_up(work);
+        let mut script = Script::new(needle, work);
+        script.background.push(up);
+        (script, port)
+    }
+
     fn substitute(mut self, from: &str, to: &str) -> Self {
         self.substitutions.push((from.to_string(), to.to_string()));
         self
@@ -322,12 +331,10 @@ async fn the_first_command_builds_and_serves_the_dashboard() {
     // tests read it.
     component("fallback");
     let work = tempfile::tempdir().unwrap();
-    let (up, port) = nexa_up(work.path());
-    let mut script = Script::new(
+    let (script, port) = Script::serving(
         "up --build --runtime-config-file runtime-config.dev.toml",
         work.path(),
     );
-    script.background.push(up);
     let (_output, group) = script.run();
 
     let index = get(&format!("http://127.0.0.1:{port}/")).await;
@@ -446,14 +453,13 @@ async fn postgres_and_redis_health_is_healthy() {
     // so sharing the example's store with parallel tests changes nothing.
     let db = TestDatabase::create();
     let work = tempfile::tempdir().unwrap();
-    let (up, port) = nexa_up(work.path());
-    let mut script = Script::new("export SPIN_VARIABLE_DATABASE_URL", work.path())
+    let (script, port) = Script::serving("export SPIN_VARIABLE_DATABASE_URL", work.path());
+    let script = script
         .substitute(
             "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
             &db.url(),
         )
         .substitute("localhost:3000", &format!("127.0.0.1:{port}"));
-    script.background.push(up);
     let (output, group) = script.run();
     let health: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(health["status"], "operational", "{health}");
@@ -477,12 +483,10 @@ async fn postgres_and_redis_health_is_healthy() {
 async fn the_redis_example_puts_the_key_value_store_on_redis() {
     // As above: /health only reads from the shared Redis.
     let work = tempfile::tempdir().unwrap();
-    let (up, port) = nexa_up(work.path());
-    let mut script = Script::new(
+    let (script, port) = Script::serving(
         "nexa -- up --runtime-config-file runtime-config.redis.example.toml\n```",
         work.path(),
     );
-    script.background.push(up);
     let (_output, group) = script.run();
     let health: Value = get(&format!("http://127.0.0.1:{port}/health"))
         .await
