@@ -27,11 +27,12 @@ use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
     WorkerStatus,
 };
-use wasmtime_wasi_http::{WasiBody, WasiHttpView};
+use wasmtime_wasi_http::WasiHttpView;
 
 use crate::capabilities::allowed_hosts::AllowedHosts;
-use crate::capabilities::outbound_http::{ChainedResponse, ServiceChaining};
+use crate::capabilities::outbound_http::OutboundHttpState;
 use crate::capabilities::postgres::PostgresState;
+use crate::capabilities::variables::VariablesState;
 use crate::capabilities::{AppCapabilities, AppContext, ComponentContext, ComponentGrants};
 use crate::config::host::HostConfig;
 use crate::config::manifest::LoadedManifest;
@@ -58,6 +59,10 @@ pub struct App {
     pub components: Arc<ComponentRegistry>,
     /// The Postgres pools, for their gauges.
     pub postgres: Arc<PostgresState>,
+    /// Outbound HTTP, which the edge makes route `*.spin.internal` back to it.
+    pub outbound: Arc<OutboundHttpState>,
+    /// The app's variables (the edge reads the JWT settings from them).
+    pub variables: Arc<VariablesState>,
     pub host: HostConfig,
     pub artifacts: Arc<ArtifactCache>,
     _epoch: EpochTicker,
@@ -77,21 +82,6 @@ impl ComponentRegistry {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-}
-
-impl ServiceChaining for ComponentRegistry {
-    fn dispatch(
-        &self,
-        id: &str,
-        request: http::Request<WasiBody>,
-        timeout: Duration,
-    ) -> Option<ChainedResponse> {
-        let handler = self.0.get(id)?.handler.clone();
-        let deadline = Deadline::after(timeout);
-        Some(Box::pin(async move {
-            Ok(handler.handle(deadline, request).await?)
-        }))
     }
 }
 
@@ -122,11 +112,6 @@ impl App {
             components.insert(loaded.id.clone(), loaded);
         }
         let components = Arc::new(ComponentRegistry(components));
-        let chaining: Arc<dyn ServiceChaining> = components.clone();
-        resolved
-            .capabilities
-            .outbound_http
-            .set_components(Arc::downgrade(&chaining));
         let stats = &artifacts.stats;
         tracing::info!(
             compiled = stats.compiled.load(Ordering::Relaxed),
@@ -138,6 +123,8 @@ impl App {
             routes: resolved.routes,
             components,
             postgres: resolved.capabilities.postgres.clone(),
+            outbound: resolved.capabilities.outbound_http.clone(),
+            variables: resolved.capabilities.variables.clone(),
             host: resolved.files.host,
             artifacts,
             _epoch: EpochTicker::start(engine),

@@ -12,6 +12,7 @@ pub mod spin_bindings {
 pub mod app;
 pub mod builder;
 pub mod contract;
+pub mod edge;
 pub mod engine;
 pub mod routes;
 pub mod server;

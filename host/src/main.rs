@@ -61,6 +61,17 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread exists (so removing is sound): sqlx would read these
+    // into every guest's Postgres connection options.
+    let scrubbed: Vec<&str> = nexa_host::capabilities::postgres::address::SQLX_ENVIRONMENT
+        .iter()
+        .copied()
+        .filter(|name| std::env::var_os(name).is_some())
+        .collect();
+    for name in &scrubbed {
+        // SAFETY: single-threaded here; nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
     let log_filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
     // The capability-call spans carry guest arguments and results (variable
@@ -83,6 +94,12 @@ fn main() -> anyhow::Result<()> {
                 .with_filter(CapabilityCallLayer::filter()),
         )
         .init();
+    if !scrubbed.is_empty() {
+        tracing::warn!(
+            ignored = %scrubbed.join(", "),
+            "the host's PG* environment is ignored: components' Postgres connections use only their own address"
+        );
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -125,7 +142,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "serving on http://{address}"
             );
             eprintln!("Serving http://{address}");
-            let state = nexa_host::server::ServerState::new(app);
+            match nexa_host::edge::listener::raise_open_file_limit() {
+                Ok(limit) => tracing::info!(open_files = limit, "open-file limit"),
+                Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+            }
+            let state = nexa_host::server::ServerState::new(app)?;
             nexa_host::server::serve(state, listener).await
         }
         Command::Build { manifest } => {

@@ -43,6 +43,9 @@ struct RouteEntry {
 pub struct RouteTable {
     router: routefinder::Router<RouteEntry>,
     private: HashSet<String>,
+    /// What a chained request to a path outside its component's routes
+    /// matches: `/...`.
+    catch_all: RouteEntry,
 }
 
 /// The outcome of routing one path.
@@ -94,7 +97,17 @@ impl RouteTable {
             };
             router.add(spec.as_str(), entry).map_err(|e| invalid(&e))?;
         }
-        Ok(Self { router, private })
+        let catch_all = RouteEntry {
+            component: String::new(),
+            raw: "/...".to_string(),
+            prefix: String::new(),
+            wildcard: true,
+        };
+        Ok(Self {
+            router,
+            private,
+            catch_all,
+        })
     }
 
     /// The component for a request path, or `None` (Spin's 404).
@@ -120,6 +133,20 @@ impl RouteTable {
             captures,
             path_info,
         })
+    }
+
+    /// The match for a chained request (`http://<component>.spin.internal`):
+    /// the component's own route when the path is one of its routes, else
+    /// `/...` (private components have no route of their own).
+    pub fn for_component<'a>(&'a self, component: &str, path: &str) -> RouteMatch<'a> {
+        match self.route(path) {
+            Some(found) if found.component() == component => found,
+            _ => RouteMatch {
+                entry: &self.catch_all,
+                captures: Vec::new(),
+                path_info: path.to_string(),
+            },
+        }
     }
 
     /// Components that have a `{ private = true }` route.

@@ -1,21 +1,29 @@
 //! The HTTP edge: one axum router whose fallback dispatches every request
 //! through the route table to a component, with the host's own policies
-//! around it, in this order: request id (tower-http) → host errors rendered
-//! as JSON → body size limit (tower-http) → route → body read → load shedding
-//! (app-wide, then the component's own slots) → `spin-*` headers → the
-//! component, under the request's deadline.
+//! around it, in this order: request id (tower-http) → CORS (tower-http) →
+//! security headers and host errors rendered as JSON → body size limit (tower-http) → route → the client (behind trusted
+//! proxies) → cross-site check → rate limit → body read, with a stall
+//! timeout → load shedding (app-wide, then the component's own slots) →
+//! `spin-*` headers → the component, under the request's deadline.
+//!
+//! A chained request (`http://<component>.spin.internal`) enters the same
+//! pipeline at the `spin-*` headers ([`ServerState`] implements
+//! [`ServiceChaining`]): it gets a request id, a deadline and the header
+//! scrub, but no second concurrency slot (its caller holds one; taking
+//! another could deadlock when all are held) and no per-client limit.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_TYPE, HOST, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -25,12 +33,16 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::ExpirationError;
 
-use crate::app::Deadline;
-
-use crate::app::App;
-use crate::routes::{header_value, is_spin_header};
+use crate::app::{App, Deadline, LoadedComponent};
+use crate::capabilities::outbound_http::{ChainedResponse, ServiceChaining};
+use crate::edge::browser;
+use crate::edge::client::{Client, ClientResolver, Scheme};
+use crate::edge::listener::{self, ConnectionLimits, ConnectionStats};
+use crate::edge::rate_limit::{Decision, RateLimiter, SubjectVerifier};
+use crate::routes::{RouteMatch, header_value, is_spin_header};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -38,31 +50,94 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct ServerState {
     pub app: App,
     slots: Arc<Semaphore>,
+    clients: ClientResolver,
+    /// `None` when `[rate_limit] enabled = false`.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    allowed_origins: Vec<HeaderValue>,
+    /// The origin of `public_url`, when set: this site, whatever `Host` says.
+    public_origin: Option<String>,
+    pub connections: Arc<ConnectionStats>,
 }
 
 impl ServerState {
-    pub fn new(app: App) -> Arc<Self> {
-        let slots = Arc::new(Semaphore::new(app.host.max_concurrent_requests.get()));
-        Arc::new(Self { app, slots })
+    /// Builds the edge for `app` and routes the app's chained requests
+    /// through it. Call inside the tokio runtime.
+    pub fn new(app: App) -> anyhow::Result<Arc<Self>> {
+        let host = &app.host;
+        let public_url = host.public_url().map_err(anyhow::Error::msg)?;
+        let clients = ClientResolver::new(host.trusted_proxies.clone(), public_url.as_ref());
+        let subjects = app.variables.resolve("jwt_secret").ok().and_then(|secret| {
+            let issuer = app.variables.resolve("jwt_issuer").ok();
+            let audience = app.variables.resolve("jwt_audience").ok();
+            SubjectVerifier::new(&secret, issuer.as_deref(), audience.as_deref())
+        });
+        let rate_limiter =
+            RateLimiter::new(&host.rate_limit, subjects).map_err(anyhow::Error::msg)?;
+        let allowed_origins = host.cors.origins().map_err(anyhow::Error::msg)?;
+        let state = Arc::new(Self {
+            slots: Arc::new(Semaphore::new(host.max_concurrent_requests.get())),
+            clients,
+            rate_limiter,
+            allowed_origins,
+            public_origin: public_url.map(|url| url.origin().ascii_serialization()),
+            connections: Arc::new(ConnectionStats::default()),
+            app,
+        });
+        let chaining: Weak<dyn ServiceChaining> = Arc::downgrade(&state) as Weak<dyn ServiceChaining>;
+        state.app.outbound.set_components(chaining);
+        if let Some(limiter) = &state.rate_limiter {
+            let limiter = Arc::downgrade(limiter);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let Some(limiter) = limiter.upgrade() else { return };
+                    limiter.forget_idle_keys();
+                }
+            });
+        }
+        Ok(state)
+    }
+
+    /// This site's origin as the client sees it, for the cross-site check.
+    fn own_origin(&self, client: &Client, headers: &http::HeaderMap) -> String {
+        if let Some(origin) = &self.public_origin {
+            return origin.clone();
+        }
+        let authority = headers
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost");
+        format!("{}://{authority}", client.scheme.as_str())
     }
 }
 
 /// The router, separate from `serve` so tests can drive it without a socket.
 /// The middleware stack, outermost first: drop an unusable client request id,
-/// set one (tower-http), copy it to the response, render the host's errors
-/// (including tower-http's own 413) as JSON, limit the body size.
+/// set one (tower-http), copy it to the response, CORS (tower-http), add
+/// security headers and render the host's errors (including tower-http's own
+/// 413) as JSON, limit the body size.
 pub fn router(state: Arc<ServerState>) -> Router {
     let body_limit = state.app.host.max_request_body_bytes;
-    Router::new().fallback(dispatch).with_state(state).layer(
-        ServiceBuilder::new()
-            .map_request(drop_unusable_request_id)
-            .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(axum::middleware::from_fn(move |request, next| {
-                render_bare_errors(body_limit, request, next)
-            }))
-            .layer(RequestBodyLimitLayer::new(body_limit)),
-    )
+    let cors = state
+        .app
+        .host
+        .cors
+        .layer()
+        .expect("checked when the config was loaded");
+    Router::new()
+        .fallback(dispatch)
+        .with_state(state.clone())
+        .layer(
+            ServiceBuilder::new()
+                .map_request(drop_unusable_request_id)
+                .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(cors)
+                .layer(axum::middleware::from_fn_with_state(state, edge_responses))
+                .layer(RequestBodyLimitLayer::new(body_limit)),
+        )
 }
 
 /// Errors the host itself answers with: JSON `{"detail", "request_id"}`.
@@ -77,6 +152,12 @@ pub enum HostError {
     BodyTooLarge(usize),
     #[error("The request body could not be read")]
     BodyUnreadable,
+    #[error("The request body stalled for more than {0} ms")]
+    BodyTimeout(u128),
+    #[error("{0}")]
+    CrossSite(&'static str),
+    #[error("Too many requests; retry in {} s", crate::edge::rate_limit::whole_seconds(.0.retry_after).max(1))]
+    RateLimited(Decision),
     #[error("The component did not respond within {0} ms")]
     Timeout(u128),
     #[error("The component failed while handling the request")]
@@ -92,6 +173,9 @@ impl HostError {
             HostError::Overloaded | HostError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             HostError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HostError::BodyUnreadable => StatusCode::BAD_REQUEST,
+            HostError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            HostError::CrossSite(_) => StatusCode::FORBIDDEN,
+            HostError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             HostError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             HostError::ComponentFailed => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,18 +183,40 @@ impl HostError {
 
     /// The one place a host error becomes an HTTP response.
     pub fn into_response_with_id(self, request_id: &HeaderValue) -> Response {
+        let (parts, body) = self.into_parts(request_id);
+        Response::from_parts(parts, Body::from(body))
+    }
+
+    /// The same response, as a chained request's caller receives it.
+    fn into_wasi_response(self, request_id: &HeaderValue) -> http::Response<WasiBody> {
+        let (parts, body) = self.into_parts(request_id);
+        let body = http_body_util::Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        http::Response::from_parts(parts, body)
+    }
+
+    fn into_parts(self, request_id: &HeaderValue) -> (http::response::Parts, Bytes) {
         let body = serde_json::json!({
             "detail": self.to_string(),
             "request_id": request_id.to_str().unwrap_or_default(),
         });
-        let mut response = (self.status(), body.to_string()).into_response();
-        let headers = response.headers_mut();
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.status = self.status();
+        let headers = &mut parts.headers;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(REQUEST_ID, request_id.clone());
-        if matches!(self, HostError::Overloaded | HostError::Unavailable) {
-            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        match &self {
+            HostError::Overloaded | HostError::Unavailable => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            HostError::RateLimited(decision) => decision.write_headers(headers),
+            HostError::BodyTimeout(_) => {
+                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
-        response
+        (parts, Bytes::from(body.to_string()))
     }
 }
 
@@ -142,10 +248,13 @@ struct NewRequestId;
 
 impl MakeRequestId for NewRequestId {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
-            .ok()
-            .map(RequestId::new)
+        Some(RequestId::new(new_request_id()))
     }
+}
+
+fn new_request_id() -> HeaderValue {
+    HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+        .expect("hex digits are a valid header value")
 }
 
 fn request_id_of<B>(request: &Request<B>) -> HeaderValue {
@@ -156,28 +265,40 @@ fn request_id_of<B>(request: &Request<B>) -> HeaderValue {
         .unwrap_or_else(|| HeaderValue::from_static("-"))
 }
 
-/// tower-http answers a declared over-limit body itself, with plain text;
-/// the host's clients get the JSON error shape for it like for every other
-/// host error.
-async fn render_bare_errors(body_limit: usize, request: Request<Body>, next: Next) -> Response {
+/// Every response leaves with the security headers it lacks (HSTS when the
+/// client came over https through a trusted proxy); tower-http's own
+/// plain-text 413 becomes the host's JSON error like every other.
+async fn edge_responses(
+    State(state): State<Arc<ServerState>>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
+    let body_limit = state.app.host.max_request_body_bytes;
     let id = request_id_of(&request);
-    let response = next.run(request).await;
+    let hsts = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| state.clients.resolve(*peer, request.headers()))
+        .is_some_and(|client| client.via_trusted_proxy && client.scheme == Scheme::Https);
+    let mut response = next.run(request).await;
     let is_json = response
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return HostError::BodyTooLarge(body_limit).into_response_with_id(&id);
+        response = HostError::BodyTooLarge(body_limit).into_response_with_id(&id);
     }
+    browser::add_security_headers(response.headers_mut(), hsts);
     response
 }
 
 async fn dispatch(
     State(state): State<Arc<ServerState>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
     let id = request_id_of(&request);
+    let client = state.clients.resolve(peer, request.headers());
     match handle(&state, client, request, &id).await {
         Ok(response) => response,
         Err(error) => error.into_response_with_id(&id),
@@ -185,25 +306,43 @@ async fn dispatch(
 }
 
 /// Reads the whole (size-limited) body before the request takes a
-/// concurrency slot, so a slow sender holds no slot, and an over-limit chunked
-/// body is a 413 rather than a failure inside the component.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, HostError> {
-    match body.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) => {
-            let error = error.into_inner();
-            if error.is::<http_body_util::LengthLimitError>() {
-                Err(HostError::BodyTooLarge(limit))
-            } else {
-                Err(HostError::BodyUnreadable)
+/// concurrency slot, so a slow sender holds no slot, an over-limit chunked
+/// body is a 413 rather than a failure inside the component, and a body that
+/// stalls for `stall` is a 408.
+async fn read_body(mut body: Body, limit: usize, stall: Duration) -> Result<Bytes, HostError> {
+    let mut bytes = BytesMut::new();
+    loop {
+        match tokio::time::timeout(stall, body.frame()).await {
+            Err(_) => return Err(HostError::BodyTimeout(stall.as_millis())),
+            Ok(None) => return Ok(bytes.freeze()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(error))) => {
+                let error = error.into_inner();
+                return Err(if error.is::<http_body_util::LengthLimitError>() {
+                    HostError::BodyTooLarge(limit)
+                } else {
+                    HostError::BodyUnreadable
+                });
             }
         }
     }
 }
 
+/// Waits briefly for a slot, then refuses (load shedding).
+async fn acquire(slots: &Arc<Semaphore>, wait: Duration) -> Result<OwnedSemaphorePermit, HostError> {
+    tokio::time::timeout(wait, slots.clone().acquire_owned())
+        .await
+        .map_err(|_| HostError::Overloaded)?
+        .map_err(|_| HostError::Overloaded)
+}
+
 async fn handle(
     state: &ServerState,
-    client: SocketAddr,
+    client: Client,
     request: Request<Body>,
     id: &HeaderValue,
 ) -> Result<Response, HostError> {
@@ -219,21 +358,33 @@ async fn handle(
         .components
         .get(route.component())
         .ok_or(HostError::NoRoute)?;
-    let (mut parts, body) = request.into_parts();
-    let body = read_body(body, host.max_request_body_bytes).await?;
-
-    // Load shedding: wait briefly for a slot, then refuse.
-    let permit = tokio::time::timeout(host.queue_timeout(), state.slots.clone().acquire_owned())
-        .await
-        .map_err(|_| HostError::Overloaded)?
-        .map_err(|_| HostError::Overloaded)?;
-    let component_permit = match &component.slots {
-        Some((slots, wait)) => Some(
-            tokio::time::timeout(*wait, slots.clone().acquire_owned())
+    let own_origin = state.own_origin(&client, request.headers());
+    browser::check_cross_site(
+        request.method(),
+        request.headers(),
+        &own_origin,
+        &state.allowed_origins,
+    )
+    .map_err(HostError::CrossSite)?;
+    let decision = match &state.rate_limiter {
+        Some(limiter) => {
+            limiter
+                .check(request.method(), request.uri().path(), request.headers(), &client)
                 .await
-                .map_err(|_| HostError::Overloaded)?
-                .map_err(|_| HostError::Overloaded)?,
-        ),
+        }
+        None => None,
+    };
+    if let Some(decision) = decision
+        && !decision.allowed
+    {
+        return Err(HostError::RateLimited(decision));
+    }
+
+    let (mut parts, body) = request.into_parts();
+    let body = read_body(body, host.max_request_body_bytes, host.body_read_timeout()).await?;
+    let permit = acquire(&state.slots, host.queue_timeout()).await?;
+    let component_permit = match &component.slots {
+        Some((slots, wait)) => Some(acquire(slots, *wait).await?),
         None => None,
     };
 
@@ -249,8 +400,37 @@ async fn handle(
         .map(|pq| pq.as_str())
         .unwrap_or("/")
         .to_string();
-    let full_url = format!("http://{authority}{path_and_query}");
-    // The component sees an absolute URI, as under Spin.
+    let full_url = format!("{}://{authority}{path_and_query}", client.scheme.as_str());
+    parts.headers.remove(http::header::CONNECTION);
+    set_spin_headers(&mut parts, &route, &full_url, &client.addr.to_string(), id);
+    let body = http_body_util::Full::new(body)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let response = call(component, deadline, host.request_timeout(), Request::from_parts(parts, body))
+        .await?;
+    let (mut parts, body) = response.into_parts();
+    if let Some(decision) = decision {
+        decision.write_headers(&mut parts.headers);
+    }
+    Ok(Response::from_parts(
+        parts,
+        Body::new(HoldsPermit {
+            body,
+            _permits: (permit, component_permit),
+        }),
+    ))
+}
+
+/// What every request to a component gets, from the socket or chained: the
+/// absolute URI (as under Spin), the `spin-*` headers set by the host (any
+/// the sender set are removed first) and the request id.
+fn set_spin_headers(
+    parts: &mut http::request::Parts,
+    route: &RouteMatch<'_>,
+    full_url: &str,
+    client_addr: &str,
+    id: &HeaderValue,
+) {
     if let Ok(uri) = full_url.parse() {
         parts.uri = uri;
     }
@@ -263,31 +443,36 @@ async fn handle(
     for name in spoofed {
         parts.headers.remove(&name);
     }
-    parts.headers.remove(http::header::CONNECTION);
-    for (name, value) in route.spin_headers(&full_url, &client.to_string()) {
+    for (name, value) in route.spin_headers(full_url, client_addr) {
         if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
             parts.headers.insert(name, header_value(&value));
         }
     }
     parts.headers.insert(REQUEST_ID, id.clone());
-    let body = http_body_util::Full::new(body)
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let request = http::Request::from_parts(parts, body);
+}
 
-    let response = match component.handler.handle(deadline, request).await {
-        Ok(response) => response,
+/// Hands the request to the component under its deadline and classifies a
+/// failure.
+async fn call(
+    component: &LoadedComponent,
+    deadline: Deadline,
+    timeout: Duration,
+    request: http::Request<WasiBody>,
+) -> Result<http::Response<WasiBody>, HostError> {
+    let id = request.headers().get(&REQUEST_ID).cloned();
+    match component.handler.handle(deadline, request).await {
+        Ok(response) => Ok(response),
         Err(error) => {
             tracing::warn!(
                 component = %component.id,
-                request_id = id.to_str().unwrap_or_default(),
+                request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default(),
                 error = %format!("{error:#}"),
                 "request failed"
             );
             // Past its deadline the request was expired by the handler (or its
             // instance retired by the second line of defence): a timeout.
             if error.is::<ExpirationError>() || deadline.has_passed() {
-                return Err(HostError::Timeout(host.request_timeout().as_millis()));
+                return Err(HostError::Timeout(timeout.as_millis()));
             }
             if error
                 .downcast_ref::<wasmtime_wasi_http::handler::InstantiationError<Deadline>>()
@@ -295,17 +480,45 @@ async fn handle(
             {
                 return Err(HostError::Unavailable);
             }
-            return Err(HostError::ComponentFailed);
+            Err(HostError::ComponentFailed)
         }
-    };
-    let (parts, body) = response.into_parts();
-    Ok(Response::from_parts(
-        parts,
-        Body::new(HoldsPermit {
-            body,
-            _permits: (permit, component_permit),
-        }),
-    ))
+    }
+}
+
+impl ServiceChaining for ServerState {
+    fn dispatch(
+        &self,
+        id: &str,
+        request: http::Request<WasiBody>,
+        timeout: Duration,
+    ) -> Option<ChainedResponse> {
+        let components = self.app.components.clone();
+        components.get(id)?;
+        let (mut parts, body) = request.into_parts();
+        // The caller's request id when it passed one on, else a new one.
+        let request_id = parts
+            .headers
+            .get(&REQUEST_ID)
+            .filter(|v| is_usable_request_id(v))
+            .cloned()
+            .unwrap_or_else(new_request_id);
+        let route = self.app.routes.for_component(id, parts.uri.path());
+        let full_url = parts.uri.to_string();
+        parts.headers.remove(HOST);
+        parts.headers.remove(http::header::CONNECTION);
+        set_spin_headers(&mut parts, &route, &full_url, "127.0.0.1:0", &request_id);
+        let timeout = timeout.min(self.app.host.request_timeout());
+        let deadline = Deadline::after(timeout);
+        let request = http::Request::from_parts(parts, body);
+        let id = id.to_string();
+        Some(Box::pin(async move {
+            let component = components.get(&id).expect("checked above");
+            Ok(match call(component, deadline, timeout, request).await {
+                Ok(response) => response,
+                Err(error) => error.into_wasi_response(&request_id),
+            })
+        }))
+    }
 }
 
 /// A response body that keeps its request's concurrency slots (app-wide and
@@ -339,42 +552,21 @@ where
     }
 }
 
-/// Binds, serves until SIGTERM or ctrl-c, then drains in-flight requests for
-/// at most the configured grace period.
+/// Serves until SIGTERM or ctrl-c, then drains in-flight requests for at
+/// most the configured grace period.
 pub async fn serve(
     state: Arc<ServerState>,
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
-
-    let grace = state.app.host.shutdown_grace();
-    let listener = listener.tap_io(|tcp| {
-        // Without this, responses written in pieces stall 40 ms on keep-alive
-        // connections (Nagle + delayed ACK), as measured under Spin.
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::warn!(%error, "TCP_NODELAY");
-        }
-    });
-    let shutdown = Arc::new(tokio::sync::Notify::new());
-    let signalled = shutdown.clone();
-    let server = axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        signalled.notify_one();
-    });
-    tokio::select! {
-        result = server => result?,
-        _ = async {
-            shutdown.notified().await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; dropping unfinished requests");
-        }
-    }
+    let host = &state.app.host;
+    let limits = ConnectionLimits {
+        max_connections: host.max_connections.get(),
+        header_read_timeout: host.header_read_timeout(),
+        keep_alive_timeout: host.keep_alive_timeout(),
+        shutdown_grace: host.shutdown_grace(),
+    };
+    let stats = state.connections.clone();
+    listener::serve(listener, router(state), limits, stats, shutdown_signal()).await;
     log_capability_calls();
     Ok(())
 }

@@ -52,11 +52,13 @@ pub type ChainedResponse =
     Pin<Box<dyn Future<Output = anyhow::Result<http::Response<WasiBody>>> + Send>>;
 
 /// The app's components as service chaining reaches them
-/// (`http://<id>.spin.internal`), in-process. Implemented by the app, so this
-/// module does not depend on how components are loaded.
+/// (`http://<id>.spin.internal`), in-process. Implemented by the edge, so a
+/// chained request passes the same pipeline as a socket request, and this
+/// module does not depend on how components are loaded or served.
 pub trait ServiceChaining: Send + Sync {
     /// Hands `request` to component `id`, which must answer within `timeout`;
-    /// `None` when the app has no such component.
+    /// `None` when the app has no such component. A failure of the callee
+    /// is a response (the JSON error a client would get), not an `Err`.
     fn dispatch(
         &self,
         id: &str,
@@ -248,11 +250,13 @@ async fn send(
     Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()))
 }
 
-/// Service chaining: hands the request to another component of this app.
+/// Service chaining: hands the request to another component of this app,
+/// through the same edge pipeline as a socket request (request id, `spin-*`
+/// headers, deadline), minus the socket.
 async fn chain(
     grant: &OutboundHttpGrant,
     target: &str,
-    mut request: http::Request<WasiBody>,
+    request: http::Request<WasiBody>,
     timeout: Duration,
 ) -> Result<http::Response<WasiBody>, Error> {
     let components = grant
@@ -261,33 +265,6 @@ async fn chain(
         .get()
         .and_then(Weak::upgrade)
         .ok_or(Error::DestinationUnavailable)?;
-    let path = request.uri().path().to_string();
-    let full_url = request.uri().to_string();
-    let headers = request.headers_mut();
-    headers.remove(http::header::HOST);
-    let spoofed: Vec<_> = headers
-        .keys()
-        .filter(|name| crate::routes::is_spin_header(name.as_str()))
-        .cloned()
-        .collect();
-    for name in spoofed {
-        headers.remove(&name);
-    }
-    // As for a request matched by a `/...` route.
-    for (name, value) in [
-        ("spin-full-url", full_url.as_str()),
-        ("spin-path-info", path.as_str()),
-        ("spin-matched-route", "/..."),
-        ("spin-base-path", "/"),
-        ("spin-raw-component-route", "/..."),
-        ("spin-component-route", ""),
-        ("spin-client-addr", "127.0.0.1:0"),
-    ] {
-        headers.insert(
-            http::HeaderName::from_static(name),
-            crate::routes::header_value(value),
-        );
-    }
     let response = components
         .dispatch(target, request, timeout)
         .ok_or(Error::DestinationNotFound)?;

@@ -9,6 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ConfigError, read_toml};
+use crate::edge::browser::CorsConfig;
+use crate::edge::client::TrustedProxy;
+use crate::edge::rate_limit::RateLimitConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,6 +37,31 @@ pub struct HostConfig {
     pub shutdown_grace_ms: u64,
     /// Request bodies larger than this are refused with 413. Default 16 MiB.
     pub max_request_body_bytes: usize,
+    /// Open client connections at most; beyond it a new connection gets 503
+    /// with `Retry-After` and is closed. Default 10,000.
+    pub max_connections: NonZeroUsize,
+    /// A client must send a request's headers within this long, and an idle
+    /// keep-alive connection is closed after it too (hyper starts the timer
+    /// while waiting for the next request). Default 20 s.
+    pub header_read_timeout_ms: NonZeroU64,
+    /// An idle keep-alive connection (no request in flight) is closed after
+    /// this long. Default 15 s.
+    pub keep_alive_timeout_ms: NonZeroU64,
+    /// The longest pause while a request body arrives; then 408. The body is
+    /// read whole before the request takes a concurrency slot. Default 10 s.
+    pub body_read_timeout_ms: NonZeroU64,
+    /// Proxies (addresses or networks, e.g. `10.0.0.0/8`) whose
+    /// `Forwarded`/`X-Forwarded-For`/`X-Forwarded-Proto` headers are believed.
+    /// Default: none (the socket peer is the client).
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// The URL clients reach the app at (e.g. `https://api.example.com`): its
+    /// scheme is the one components see when no trusted proxy says otherwise.
+    /// Default: none.
+    pub public_url: Option<String>,
+    /// Inbound rate limits (`[rate_limit]`). Default: on, see the README.
+    pub rate_limit: RateLimitConfig,
+    /// Cross-origin access (`[cors]`). Default: same origin only.
+    pub cors: CorsConfig,
     /// Per-component limits, by component id (`[component.<id>]`). Default: none.
     pub component: BTreeMap<String, ComponentLimits>,
 }
@@ -63,6 +91,14 @@ impl Default for HostConfig {
             idle_instance_timeout_ms: 1_000,
             shutdown_grace_ms: 10_000,
             max_request_body_bytes: 16 << 20,
+            max_connections: NonZeroUsize::new(10_000).expect("nonzero"),
+            header_read_timeout_ms: NonZeroU64::new(20_000).expect("nonzero"),
+            keep_alive_timeout_ms: NonZeroU64::new(15_000).expect("nonzero"),
+            body_read_timeout_ms: NonZeroU64::new(10_000).expect("nonzero"),
+            trusted_proxies: Vec::new(),
+            public_url: None,
+            rate_limit: RateLimitConfig::default(),
+            cors: CorsConfig::default(),
             component: BTreeMap::new(),
         }
     }
@@ -72,7 +108,45 @@ impl HostConfig {
     /// Counts and sizes that must be positive are `NonZero*`, so a zero is
     /// refused while parsing, with the file, line and key in the message.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        read_toml(path)
+        let config: Self = read_toml(path)?;
+        config
+            .validate()
+            .map_err(|message| ConfigError::invalid(path, message))?;
+        Ok(config)
+    }
+
+    /// What the types alone cannot check.
+    pub fn validate(&self) -> Result<(), String> {
+        self.public_url()?;
+        self.cors.origins()?;
+        Ok(())
+    }
+
+    /// The parsed `public_url`, if set.
+    pub fn public_url(&self) -> Result<Option<url::Url>, String> {
+        self.public_url
+            .as_deref()
+            .map(|raw| {
+                let url = url::Url::parse(raw)
+                    .map_err(|e| format!("public_url: {raw:?} is not a URL: {e}"))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(format!("public_url: {raw:?} is not an http(s) URL"));
+                }
+                Ok(url)
+            })
+            .transpose()
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.get())
+    }
+
+    pub fn keep_alive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_timeout_ms.get())
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms.get())
     }
 
     pub fn request_timeout(&self) -> Duration {

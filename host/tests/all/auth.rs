@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::contract::{Checked, Contract};
 use crate::support::{Host, on_both_backends, repo_app, start_on};
 
-const ADMIN_PASSWORD: &str = "admin-dev-password";
+use crate::support::ADMIN_PASSWORD;
 
 async fn login(host: &Host, form: &[(&str, &str)]) -> Checked {
     host.client()

@@ -74,6 +74,7 @@ async fn health_is_degraded_when_the_cache_is_unreachable() {
         .send()
         .await;
     assert_eq!(response.status(), 503);
+    let response_id = response.headers()["x-request-id"].clone();
     let body: Value = response.json();
     assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["components"]["cache"]["status"], "unhealthy", "{body}");
@@ -85,6 +86,17 @@ async fn health_is_degraded_when_the_cache_is_unreachable() {
         body["components"]["database"]["status"], "healthy",
         "{body}"
     );
+    // The detail is in the log, with the request id.
+    let id = response_id.to_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !host
+        .log()
+        .lines()
+        .any(|line| line.contains("cache probe failed") && line.contains(&id))
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", host.log());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -78,10 +78,21 @@ impl AppDir {
             }
         }
         std::fs::write(dir.path().join("spin.toml"), text).unwrap();
-        Self { dir }
+        let app = Self { dir };
+        app.write("nexa.toml", "");
+        app
     }
 
+    /// Writes a file of the app. A `nexa.toml` that does not configure
+    /// `[rate_limit]` gets it turned off: tests that count requests must not
+    /// trip the limiter (the rate-limit tests configure it, and
+    /// `rate_limit::default_app` copies the repository's file as is).
     pub fn write(&self, name: &str, text: &str) -> &Self {
+        let text = if name == "nexa.toml" && !text.contains("[rate_limit") {
+            format!("{text}\n[rate_limit]\nenabled = false\n")
+        } else {
+            text.to_string()
+        };
         std::fs::write(self.dir.path().join(name), text).unwrap();
         self
     }
@@ -243,6 +254,9 @@ source = "{{fallback}}"
 "#
     )
 }
+
+/// The `admin` password in runtime-config.dev.toml.
+pub const ADMIN_PASSWORD: &str = "admin-dev-password";
 
 /// A runtime config giving `secret_word` a value.
 pub const SECRET_RUNTIME_CONFIG: &str = r#"

@@ -13,7 +13,8 @@ use wasmtime::component::{
     StreamReader, StreamResult,
 };
 
-use super::state::{PostgresState, RESET_SESSION, parse_address};
+use super::address::parse_address;
+use super::state::{PostgresState, RESET_SESSION};
 use super::types;
 use crate::capabilities::allowed_hosts::AllowedHosts;
 use crate::spin_bindings::spin::postgres::postgres::{

@@ -4,6 +4,7 @@
 //! every WIT parameter and column type mapped both ways; rows streamed to the
 //! guest for `query-async`.
 
+pub mod address;
 mod config;
 mod host;
 mod numeric;
@@ -28,8 +29,11 @@ impl Capability for Postgres {
     type Grant = PostgresGrant;
     type InstanceState = ();
 
-    /// The pools are made on first use of each address; nothing connects here.
+    /// The pools are made on first use of each address; nothing connects
+    /// here. Refuses to start while the environment could leak into a
+    /// guest's connection options.
     fn build(app: &AppContext<'_>) -> anyhow::Result<PostgresState> {
+        address::check_environment().map_err(anyhow::Error::msg)?;
         let mut config = PostgresConfig::default();
         if let Some(max) = app.runtime.config.outbound_pg.max_connections {
             config.max_connections = max.max(1);

@@ -1,10 +1,10 @@
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use super::address::PgAddress;
 use super::config::PostgresConfig;
 
 /// Run when the guest drops its connection, before it goes back to the pool:
@@ -14,58 +14,6 @@ use super::config::PostgresConfig;
 /// RESET ALL, last, undoes it.)
 pub const RESET_SESSION: &str = "SET client_min_messages = error; ROLLBACK; CLOSE ALL; UNLISTEN *; \
     SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; RESET ALL;";
-
-/// A parsed connection address: where it points and how to connect.
-pub struct PgAddress {
-    pub host: String,
-    pub port: u16,
-    pub options: PgConnectOptions,
-}
-
-/// Parses `postgres://user:pw@host:port/db?sslmode=...` or the key=value form
-/// (`host=... port=... user=... password=... dbname=... sslmode=...`).
-pub fn parse_address(address: &str) -> Result<PgAddress, String> {
-    let trimmed = address.trim();
-    let options = if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
-        PgConnectOptions::from_str(trimmed)
-            .map_err(|e| format!("invalid connection string: {e}"))?
-    } else {
-        let mut options = PgConnectOptions::new_without_pgpass();
-        for pair in trimmed.split_whitespace() {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                format!("invalid connection string: expected key=value, got {pair:?}")
-            })?;
-            let value = value.trim_matches('\'');
-            options = match key {
-                "host" => options.host(value),
-                "port" => options.port(
-                    value
-                        .parse()
-                        .map_err(|_| format!("invalid connection string: port {value:?}"))?,
-                ),
-                "user" => options.username(value),
-                "password" => options.password(value),
-                "dbname" => options.database(value),
-                "application_name" => options.application_name(value),
-                "sslmode" => options.ssl_mode(
-                    PgSslMode::from_str(value)
-                        .map_err(|e| format!("invalid connection string: sslmode: {e}"))?,
-                ),
-                other => return Err(format!("invalid connection string: unknown key {other:?}")),
-            };
-        }
-        options
-    };
-    let host = options.get_host().to_string();
-    if host.starts_with('/') {
-        return Err("Unix sockets are not supported; use a TCP host".to_string());
-    }
-    Ok(PgAddress {
-        port: options.get_port(),
-        host,
-        options,
-    })
-}
 
 /// A pool per connection string and (sha256 of the) CA root.
 type PoolKey = (String, Option<[u8; 32]>);
@@ -129,7 +77,13 @@ impl PostgresState {
         }
         let pool = PgPoolOptions::new()
             .max_connections(self.config.max_connections)
-            .acquire_timeout(self.config.acquire_timeout)
+            .acquire_timeout(
+                address
+                    .connect_timeout
+                    .map_or(self.config.acquire_timeout, |guest| {
+                        guest.min(self.config.acquire_timeout)
+                    }),
+            )
             .idle_timeout(self.config.idle_timeout)
             .max_lifetime(self.config.max_lifetime)
             // A connection is reset and pinged when the guest releases it; a
@@ -167,24 +121,8 @@ impl PostgresState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_parse_in_both_forms() {
-        let url = parse_address("postgres://u:p@db.example:6543/app?sslmode=disable").unwrap();
-        assert_eq!((url.host.as_str(), url.port), ("db.example", 6543));
-        let kv =
-            parse_address("host=127.0.0.1 port=5433 user=u dbname=app sslmode=disable").unwrap();
-        assert_eq!((kv.host.as_str(), kv.port), ("127.0.0.1", 5433));
-        assert_eq!(kv.options.get_database(), Some("app"));
-        assert!(parse_address("host=x bogus=1").is_err());
-        assert!(parse_address("postgres://u@/db?host=/var/run/postgresql").is_err());
-    }
-}
-
-#[cfg(test)]
 mod gauge_tests {
+    use super::super::address::parse_address;
     use super::*;
 
     /// Against the machine's PostgreSQL: the gauges follow checkouts.

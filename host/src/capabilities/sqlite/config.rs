@@ -11,7 +11,20 @@ use crate::config::runtime::LoadedRuntimeConfig;
 pub enum SqliteDatabaseSection {
     /// A local file, relative to the runtime-config file.
     /// Defaults to `<state_dir>/sqlite_db.db` for `default`, `<state_dir>/<label>.db` otherwise.
-    Spin { path: Option<PathBuf> },
+    Spin {
+        path: Option<PathBuf>,
+        /// Whether guests may `ATTACH` other database files (as in Spin).
+        /// Default false: only `""` and `:memory:` may be attached.
+        #[serde(default)]
+        allow_attach_file: bool,
+    },
+}
+
+/// Where one database lives and what its guests may attach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseFile {
+    pub path: PathBuf,
+    pub allow_attach_file: bool,
 }
 
 /// The databases an app defines, label → file: the runtime config's
@@ -19,23 +32,33 @@ pub enum SqliteDatabaseSection {
 pub fn databases_from_runtime_config(
     runtime: &LoadedRuntimeConfig,
     state_dir: &Path,
-) -> BTreeMap<String, PathBuf> {
-    let mut databases: BTreeMap<String, PathBuf> = runtime
+) -> BTreeMap<String, DatabaseFile> {
+    let mut databases: BTreeMap<String, DatabaseFile> = runtime
         .config
         .sqlite_database
         .iter()
         .map(|(label, config)| {
-            let SqliteDatabaseSection::Spin { path } = config;
+            let SqliteDatabaseSection::Spin {
+                path,
+                allow_attach_file,
+            } = config;
             let path = match path {
                 Some(path) => runtime.resolve(path),
                 None if label == "default" => state_dir.join("sqlite_db.db"),
                 None => state_dir.join(format!("{label}.db")),
             };
-            (label.clone(), path)
+            let file = DatabaseFile {
+                path,
+                allow_attach_file: *allow_attach_file,
+            };
+            (label.clone(), file)
         })
         .collect();
     databases
         .entry("default".to_string())
-        .or_insert_with(|| state_dir.join("sqlite_db.db"));
+        .or_insert_with(|| DatabaseFile {
+            path: state_dir.join("sqlite_db.db"),
+            allow_attach_file: false,
+        });
     databases
 }

@@ -87,7 +87,11 @@ fn execute(
     statement: &str,
     parameters: Vec<Value>,
 ) -> Result<QueryResult, Error> {
-    let io = |e: rusqlite::Error| Error::Io(e.to_string());
+    // A refusal by the sandbox reads better than SQLite's "not authorized".
+    super::sandbox::take_denial();
+    let io = |e: rusqlite::Error| {
+        Error::Io(super::sandbox::take_denial().unwrap_or_else(|| e.to_string()))
+    };
     let mut prepared = connection.prepare_cached(statement).map_err(io)?;
     let columns: Vec<String> = prepared
         .column_names()

@@ -1,12 +1,14 @@
 //! `spin:sqlite/sqlite@3.1.0`: embedded SQLite database files by label, opened
 //! under each component's `sqlite_databases` allow-list. `default` needs no
-//! set-up: it is `<state_dir>/sqlite_db.db`.
+//! set-up: it is `<state_dir>/sqlite_db.db`. Guests' SQL cannot reach other
+//! files ([`sandbox`]).
 
 mod config;
 mod host;
+mod sandbox;
 mod state;
 
-pub use config::{SqliteDatabaseSection, databases_from_runtime_config};
+pub use config::{DatabaseFile, SqliteDatabaseSection, databases_from_runtime_config};
 pub use host::{OpenConnection, Sqlite, SqliteView};
 pub use state::{SqliteDatabase, SqliteError, SqliteGrant, SqliteState};
 

@@ -1,7 +1,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::config::DatabaseFile;
+use super::sandbox;
 
 /// Idle connections kept per database for the next `open`.
 const MAX_IDLE_CONNECTIONS: usize = 32;
@@ -27,35 +30,44 @@ pub enum SqliteError {
 /// per-checkout recycle query that SQLite does not need: an idle list under a
 /// mutex is the whole of it. Statements still run on the blocking pool.
 pub struct SqliteDatabase {
-    path: PathBuf,
+    file: DatabaseFile,
     idle: Mutex<Vec<rusqlite::Connection>>,
 }
 
 impl SqliteDatabase {
-    fn new(label: &str, path: &Path) -> Result<Self, SqliteError> {
+    fn new(label: &str, file: &DatabaseFile) -> Result<Self, SqliteError> {
         let database = Self {
-            path: path.to_path_buf(),
+            file: file.clone(),
             idle: Mutex::new(Vec::new()),
         };
         // Open once now so a bad path stops start-up rather than the first request.
         let connection = database.connect().map_err(|e| SqliteError::Open {
             label: label.to_string(),
-            path: path.to_path_buf(),
+            path: file.path.clone(),
             message: e.to_string(),
         })?;
         database.release(connection);
         Ok(database)
     }
 
+    /// A new connection: no URI filenames, the host's journal mode, then the
+    /// guest's sandbox (see [`sandbox`]).
     fn connect(&self) -> rusqlite::Result<rusqlite::Connection> {
-        if let Some(dir) = self.path.parent()
+        use rusqlite::OpenFlags;
+        if let Some(dir) = self.file.path.parent()
             && !dir.as_os_str().is_empty()
         {
             let _ = std::fs::create_dir_all(dir);
         }
-        let connection = rusqlite::Connection::open(&self.path)?;
+        let connection = rusqlite::Connection::open_with_flags(
+            &self.file.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         connection.busy_timeout(Duration::from_secs(5))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
+        sandbox::install(&connection, self.file.allow_attach_file);
         Ok(connection)
     }
 
@@ -90,13 +102,13 @@ pub struct SqliteState {
 
 impl SqliteState {
     pub fn open(
-        files: &BTreeMap<String, PathBuf>,
+        files: &BTreeMap<String, DatabaseFile>,
         used: &HashSet<String>,
     ) -> Result<Self, SqliteError> {
         let mut databases = HashMap::new();
         for label in used {
-            if let Some(path) = files.get(label) {
-                databases.insert(label.clone(), Arc::new(SqliteDatabase::new(label, path)?));
+            if let Some(file) = files.get(label) {
+                databases.insert(label.clone(), Arc::new(SqliteDatabase::new(label, file)?));
             }
         }
         Ok(Self { databases })
