@@ -44,6 +44,11 @@ pub struct NewUser {
 /// password is refused rather than silently truncated.
 pub const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 8..=72;
 
+/// Username length bounds in bytes (usernames are ASCII). A login with a
+/// longer username cannot match anyone, so it is refused before it is stored
+/// anywhere (see [`crate::auth::login`]).
+pub const USERNAME_BYTES: std::ops::RangeInclusive<usize> = 3..=50;
+
 fn valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
@@ -62,7 +67,7 @@ fn valid_email(email: &str) -> bool {
 }
 
 fn valid_username(username: &str) -> bool {
-    (3..=50).contains(&username.len())
+    USERNAME_BYTES.contains(&username.len())
         && username
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))

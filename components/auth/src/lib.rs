@@ -1,7 +1,9 @@
 //! `/auth/token`, `/auth/refresh`, `/auth/logout`: bearer tokens for the API.
 //! An access token is a short-lived JWT; a refresh token is a random secret
 //! (stored by hash) that is rotated on every use and also set as an
-//! `HttpOnly` cookie scoped to `/auth`.
+//! `HttpOnly` cookie scoped to `/auth`. Each refresh extends the session by
+//! `refresh_token_ttl_seconds`, but never past `refresh_session_max_seconds`
+//! after its login.
 #![cfg(target_arch = "wasm32")]
 
 use std::sync::OnceLock;
@@ -16,7 +18,7 @@ use nexa_api::auth::throttle::LoginPolicy;
 use nexa_api::error::{ApiError, FieldError, db_failure};
 use nexa_api::http::multipart;
 use nexa_api::http::{ApiRequest, json, no_content, serve};
-use nexa_api::repository::sessions::{self, Refresh};
+use nexa_api::repository::sessions::{self, Lifetime, Refresh};
 use nexa_api::repository::users;
 use nexa_api::routes::Endpoint;
 use nexa_api::storage::DbError;
@@ -194,15 +196,16 @@ fn set_cookie(response: &mut Response<String>, token: &str, max_age: i64, secure
     }
 }
 
-/// The token response for a user's session, with a fresh refresh token.
+/// The token response for a user's session, with a fresh refresh token
+/// (its cookie kept for `refresh_ttl`, what is left of the session).
 async fn tokens(
     user: &User,
     session: &str,
     refresh: &str,
+    refresh_ttl: i64,
     secure: bool,
 ) -> Result<Response<String>, ApiError> {
     let access_ttl = number("access_token_ttl_seconds").await?;
-    let refresh_ttl = number("refresh_token_ttl_seconds").await?;
     let keys = token_keys().await?;
     let issued_at = now();
     let access = keys
@@ -238,6 +241,8 @@ async fn token(
     let policy = LoginPolicy {
         max_failures: number("login_max_failures").await?,
         lockout_secs: number("login_lockout_seconds").await?,
+        user_max_failures: number("login_user_max_failures").await?,
+        user_window_secs: number("login_user_window_seconds").await?,
     };
     let passwords = match PASSWORDS.get() {
         Some(passwords) => passwords,
@@ -250,11 +255,14 @@ async fn token(
     let user = login::check(db, passwords, policy, username, password, client_addr).await?;
     let session = uuid::Uuid::new_v4().simple().to_string();
     let refresh = random_secret()?;
-    let refresh_ttl = number("refresh_token_ttl_seconds").await?;
-    sessions::create(db, &session, user.id, &digest(&refresh), refresh_ttl)
+    let lifetime = Lifetime {
+        ttl_secs: number("refresh_token_ttl_seconds").await?,
+        max_secs: number("refresh_session_max_seconds").await?,
+    };
+    sessions::create(db, &session, user.id, &digest(&refresh), lifetime)
         .await
         .map_err(db_failure)?;
-    tokens(&user, &session, &refresh, secure).await
+    tokens(&user, &session, &refresh, lifetime.first_ttl_secs(), secure).await
 }
 
 async fn refresh(
@@ -272,10 +280,13 @@ async fn refresh(
         Refresh::Rotated {
             session_id,
             user_id,
+            expires_in_secs,
         } => {
             let user = users::get(db, user_id).await.map_err(db_failure)?;
             match user {
-                Some(user) if user.is_active => tokens(&user, &session_id, &next, secure).await,
+                Some(user) if user.is_active => {
+                    tokens(&user, &session_id, &next, expires_in_secs, secure).await
+                }
                 _ => {
                     sessions::revoke(db, &session_id)
                         .await

@@ -1,5 +1,9 @@
 //! The auth component through the real host: tokens from form, multipart and
-//! JSON logins, refresh rotation and reuse detection, logout, throttling.
+//! JSON logins, refresh rotation and reuse detection, a session's absolute
+//! lifetime, logout, throttling per (username, client) and per username.
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -15,6 +19,44 @@ async fn login(host: &Host, form: &[(&str, &str)]) -> Checked {
         .checked()
         .send()
         .await
+}
+
+/// A client whose connections come from `127.0.0.<n>`, so the host sees
+/// another client address (all of 127.0.0.0/8 is loopback on Linux; the
+/// default client's is 127.0.0.1).
+fn client_at(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .local_address(IpAddr::from([127, 0, 0, n]))
+        .build()
+        .unwrap()
+}
+
+async fn login_from(host: &Host, n: u8, form: &[(&str, &str)]) -> Checked {
+    client_at(n)
+        .post(host.url("/auth/token"))
+        .form(form)
+        .checked()
+        .send()
+        .await
+}
+
+/// A runtime config section giving the auth variable `name` the value `value`
+/// (after the development values, which do not set it).
+fn variable(name: &str, value: &str) -> String {
+    format!(
+        "[[variables_provider]]\ntype = \"static\"\n[variables_provider.values]\n{name} = \"{value}\"\n"
+    )
+}
+
+/// The `Max-Age` of a `Set-Cookie` value.
+fn max_age(set_cookie: &str) -> u64 {
+    set_cookie
+        .split("; ")
+        .find_map(|attribute| attribute.strip_prefix("Max-Age="))
+        .unwrap_or_else(|| panic!("no Max-Age in {set_cookie}"))
+        .parse()
+        .unwrap()
 }
 
 async fn create_item(host: &Host, access: &str) -> u16 {
@@ -40,9 +82,11 @@ async fn refresh(host: &Host, token: &str) -> Checked {
 
 on_both_backends!(
     token_refresh_and_logout,
+    sessions_end_at_their_absolute_lifetime,
     bad_logins_are_refused_then_throttled,
     concurrent_refreshes_of_one_token_have_one_winner,
     parallel_guessing_is_throttled,
+    many_clients_make_the_username_wait_briefly,
 );
 
 async fn token_refresh_and_logout(postgres: bool) {
@@ -181,6 +225,49 @@ async fn token_refresh_and_logout(postgres: bool) {
     assert_eq!(again.status(), 401);
 }
 
+/// With `refresh_session_max_seconds` = 3, a session cannot be refreshed
+/// past 3 s after its login, though each refresh token is good for a week;
+/// the cookies' `Max-Age` never outlasts it.
+async fn sessions_end_at_their_absolute_lifetime(postgres: bool) {
+    let app = repo_app(&variable("refresh_session_max_seconds", "3"));
+    let (_db, host) = start_on(&app, postgres);
+    let response = login(
+        &host,
+        &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(max_age(&cookie), 3, "{cookie}");
+    let first = response.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let refreshed = refresh(&host, &first).await;
+    assert_eq!(refreshed.status(), 200);
+    let cookie = refreshed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        max_age(&cookie) <= 3,
+        "what is left of the session: {cookie}"
+    );
+    let second = refreshed.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let late = refresh(&host, &second).await;
+    assert_eq!(late.status(), 401);
+    assert_eq!(late.json()["detail"], "Invalid refresh token");
+}
+
 async fn bad_logins_are_refused_then_throttled(postgres: bool) {
     let app = repo_app("");
     let (_db, host) = start_on(&app, postgres);
@@ -192,6 +279,15 @@ async fn bad_logins_are_refused_then_throttled(postgres: bool) {
     assert_eq!(body["detail"], "Incorrect username or password");
     let unknown = login(&host, &[("username", "nobody"), ("password", "whatever")]).await;
     assert_eq!(unknown.status(), 401);
+    // Longer than any registration allows: refused, and counted nowhere.
+    let long_name = "a".repeat(51);
+    let overlong = login(
+        &host,
+        &[("username", long_name.as_str()), ("password", "whatever")],
+    )
+    .await;
+    assert_eq!(overlong.status(), 401);
+    assert_eq!(overlong.json()["detail"], "Incorrect username or password");
     let missing = host
         .client()
         .post(host.url("/auth/token"))
@@ -222,8 +318,9 @@ async fn bad_logins_are_refused_then_throttled(postgres: bool) {
     assert_eq!(get.status(), 405);
     assert_eq!(get.headers()["allow"], "POST");
 
-    // Five failures in all (one above, four here), then the right password is
-    // refused too, with an honest Retry-After.
+    // Five failures in all from this client (one above, four here), then the
+    // right password is refused too from this client, with an honest
+    // Retry-After.
     for _ in 0..4 {
         login(&host, &[("username", "admin"), ("password", "wrong")]).await;
     }
@@ -239,6 +336,15 @@ async fn bad_logins_are_refused_then_throttled(postgres: bool) {
         .parse()
         .unwrap();
     assert!((290..=300).contains(&retry_after), "{retry_after}");
+    // Only this client is locked out of `admin`: the admin logs in from
+    // another address.
+    let elsewhere = login_from(
+        &host,
+        2,
+        &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+    )
+    .await;
+    assert_eq!(elsewhere.status(), 200);
 }
 
 async fn admin_refresh_token(host: &Host) -> String {
@@ -308,7 +414,8 @@ async fn parallel_guessing_is_throttled(postgres: bool) {
     for task in tasks {
         match task.await.unwrap() {
             (401, None) => refused += 1,
-            (429, Some(seconds)) if (1..=300).contains(&seconds) => throttled += 1,
+            // Refused by this client's lockout at `admin`, until its window ends.
+            (429, Some(seconds)) if (290..=300).contains(&seconds) => throttled += 1,
             other => panic!("unexpected answer {other:?}"),
         }
     }
@@ -317,11 +424,51 @@ async fn parallel_guessing_is_throttled(postgres: bool) {
         "login_max_failures guesses are checked, no more"
     );
     assert_eq!(throttled, 15);
-    // The right password is refused too until the lockout ends.
+    // From this client the right password is refused too until the lockout
+    // ends...
     let locked = login(
         &host,
         &[("username", "admin"), ("password", ADMIN_PASSWORD)],
     )
     .await;
     assert_eq!(locked.status(), 429);
+    // ...but the guesser has locked out only itself: the admin logs in from
+    // another address (the guesses refused by the lockout never counted
+    // against the username's own limit).
+    let elsewhere = login_from(
+        &host,
+        2,
+        &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+    )
+    .await;
+    assert_eq!(elsewhere.status(), 200);
+}
+
+/// Failures from many clients at one username make every login at it wait,
+/// the right password too, but only for the rest of a short window
+/// (`login_user_window_seconds`, 60 s), never for the pair's lockout.
+async fn many_clients_make_the_username_wait_briefly(postgres: bool) {
+    let app = repo_app(&variable("login_user_max_failures", "3"));
+    let (_db, host) = start_on(&app, postgres);
+    for n in 2..=4 {
+        let response = login_from(&host, n, &[("username", "admin"), ("password", "wrong")]).await;
+        assert_eq!(response.status(), 401, "a first failure from 127.0.0.{n}");
+    }
+    let waiting = login_from(
+        &host,
+        5,
+        &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+    )
+    .await;
+    assert_eq!(waiting.status(), 429);
+    let retry_after: u64 = waiting.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    println!("Retry-After at the per-username limit: {retry_after} s");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Another username is not affected.
+    let other = login_from(&host, 5, &[("username", "nobody"), ("password", "x")]).await;
+    assert_eq!(other.status(), 401);
 }

@@ -7,7 +7,7 @@ use super::throttle::{self, LoginPolicy, ThrottleKeys};
 use crate::error::{ApiError, db_failure};
 use crate::repository::users;
 use crate::storage::Database;
-use crate::users::User;
+use crate::users::{USERNAME_BYTES, User};
 
 /// Verifies passwords; bcrypt in production, counted in tests.
 pub trait PasswordCheck {
@@ -45,7 +45,8 @@ impl PasswordCheck for Bcrypt {
 }
 
 /// The user whose credentials these are, or 401 `Incorrect username or
-/// password`, or 429 while the username or the client address is locked out.
+/// password`, or 429 while this client is locked out of the username or the
+/// username has had too many failures from all clients (see [`throttle`]).
 pub async fn check<D: Database, P: PasswordCheck>(
     db: &D,
     passwords: &P,
@@ -54,6 +55,12 @@ pub async fn check<D: Database, P: PasswordCheck>(
     password: &str,
     client_addr: &str,
 ) -> Result<User, ApiError> {
+    // No one registers a longer username, so it matches no one: refused
+    // before it is stored anywhere (a throttle key would hold it), and at
+    // once (how long a username may be is no secret).
+    if username.len() > *USERNAME_BYTES.end() {
+        return Err(ApiError::Unauthorized("Incorrect username or password"));
+    }
     let keys = ThrottleKeys::new(username, client_addr);
     // Count this attempt first, so concurrent guesses cannot all pass a
     // check made before any of them is recorded.

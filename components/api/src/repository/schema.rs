@@ -13,10 +13,11 @@ use crate::price::Price;
 use crate::storage::{Database, DbError, Dialect, Value};
 
 /// `(version, Postgres SQL, SQLite SQL)`, applied in order, each once.
-const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE users (
+const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE users (
             id BIGSERIAL PRIMARY KEY,
             email TEXT NOT NULL,
             username TEXT NOT NULL,
@@ -27,7 +28,7 @@ const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
             updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
             CONSTRAINT users_email_key UNIQUE (email),
             CONSTRAINT users_username_key UNIQUE (username))",
-        "CREATE TABLE items (
+            "CREATE TABLE items (
             id BIGSERIAL PRIMARY KEY,
             name TEXT NOT NULL,
             description TEXT,
@@ -36,27 +37,27 @@ const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
             owner_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
             created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
             updated_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        "CREATE INDEX items_owner_id ON items (owner_id)",
-        "CREATE TABLE sessions (
+            "CREATE INDEX items_owner_id ON items (owner_id)",
+            "CREATE TABLE sessions (
             id TEXT PRIMARY KEY,
             user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
             revoked BOOLEAN NOT NULL DEFAULT FALSE,
             expires_at TIMESTAMPTZ NOT NULL,
             created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        // Every refresh token ever issued (by hash): a rotated one presented
-        // again reveals a stolen token, and revokes its session.
-        "CREATE TABLE refresh_tokens (
+            // Every refresh token ever issued (by hash): a rotated one presented
+            // again reveals a stolen token, and revokes its session.
+            "CREATE TABLE refresh_tokens (
             token_hash TEXT PRIMARY KEY,
             session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
             rotated BOOLEAN NOT NULL DEFAULT FALSE,
             created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        "CREATE TABLE login_failures (
+            "CREATE TABLE login_failures (
             key TEXT PRIMARY KEY,
             failures INTEGER NOT NULL,
             window_started_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-    ],
-    &[
-        "CREATE TABLE users (
+        ],
+        &[
+            "CREATE TABLE users (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             email TEXT NOT NULL CONSTRAINT users_email_key UNIQUE,
             username TEXT NOT NULL CONSTRAINT users_username_key UNIQUE,
@@ -65,8 +66,8 @@ const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
             is_active INTEGER NOT NULL DEFAULT 1,
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
             updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-        // Prices are exact integer cents in SQLite, which has no decimal type.
-        "CREATE TABLE items (
+            // Prices are exact integer cents in SQLite, which has no decimal type.
+            "CREATE TABLE items (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             name TEXT NOT NULL,
             description TEXT,
@@ -75,24 +76,45 @@ const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
             owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
             updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-        "CREATE INDEX items_owner_id ON items (owner_id)",
-        "CREATE TABLE sessions (
+            "CREATE INDEX items_owner_id ON items (owner_id)",
+            "CREATE TABLE sessions (
             id TEXT PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
             revoked INTEGER NOT NULL DEFAULT 0,
             expires_at TEXT NOT NULL,
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-        "CREATE TABLE refresh_tokens (
+            "CREATE TABLE refresh_tokens (
             token_hash TEXT PRIMARY KEY,
             session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
             rotated INTEGER NOT NULL DEFAULT 0,
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-        "CREATE TABLE login_failures (
+            "CREATE TABLE login_failures (
             key TEXT PRIMARY KEY,
             failures INTEGER NOT NULL,
             window_started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-    ],
-)];
+        ],
+    ),
+    // A session's absolute end, which refreshes never move: `expires_at`
+    // slides forward on every rotation but never past it. Existing sessions
+    // end at their current `expires_at`. A row inserted without one (only by
+    // hand: `sessions::create` always sets it) is already past it, in both
+    // dialects: '-infinity' and '' sort before every time, so it can never
+    // be refreshed (SQLite adds a NOT NULL column only with a default).
+    // And an index for purging ended login_failures windows, oldest first.
+    (
+        2,
+        &[
+            "ALTER TABLE sessions ADD COLUMN absolute_expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity'",
+            "UPDATE sessions SET absolute_expires_at = expires_at",
+            "CREATE INDEX login_failures_window_started_at ON login_failures (window_started_at)",
+        ],
+        &[
+            "ALTER TABLE sessions ADD COLUMN absolute_expires_at TEXT NOT NULL DEFAULT ''",
+            "UPDATE sessions SET absolute_expires_at = expires_at",
+            "CREATE INDEX login_failures_window_started_at ON login_failures (window_started_at)",
+        ],
+    ),
+];
 
 /// The newest schema version.
 pub fn latest_version() -> i64 {
@@ -123,6 +145,12 @@ pub struct MigrationReport {
 /// Brings the schema up to date and seeds an empty database, once, whatever
 /// else runs concurrently.
 pub async fn migrate<D: Database>(db: &D) -> Result<MigrationReport, DbError> {
+    migrate_to(db, latest_version()).await
+}
+
+/// [`migrate`], but no further than `target` (for testing a later
+/// migration on a database of an earlier version).
+pub async fn migrate_to<D: Database>(db: &D, target: i64) -> Result<MigrationReport, DbError> {
     let dialect = db.dialect();
     match dialect {
         Dialect::Postgres => {
@@ -135,7 +163,7 @@ pub async fn migrate<D: Database>(db: &D) -> Result<MigrationReport, DbError> {
             db.execute("BEGIN IMMEDIATE", &[]).await?;
         }
     }
-    let outcome = migrate_locked(db, dialect).await;
+    let outcome = migrate_locked(db, dialect, target).await;
     match &outcome {
         Ok(_) => db.execute("COMMIT", &[]).await.map(drop)?,
         Err(_) => {
@@ -145,7 +173,11 @@ pub async fn migrate<D: Database>(db: &D) -> Result<MigrationReport, DbError> {
     outcome
 }
 
-async fn migrate_locked<D: Database>(db: &D, dialect: Dialect) -> Result<MigrationReport, DbError> {
+async fn migrate_locked<D: Database>(
+    db: &D,
+    dialect: Dialect,
+    target: i64,
+) -> Result<MigrationReport, DbError> {
     db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
         &[],
@@ -163,7 +195,7 @@ async fn migrate_locked<D: Database>(db: &D, dialect: Dialect) -> Result<Migrati
         .unwrap_or(0);
     let mut applied = Vec::new();
     for (version, postgres, sqlite) in MIGRATIONS {
-        if *version <= current {
+        if *version <= current || *version > target {
             continue;
         }
         let statements = match dialect {

@@ -2,6 +2,11 @@
 //! (`UPDATE … WHERE NOT rotated RETURNING`), so of two concurrent refreshes
 //! with one token exactly one wins; a token that was already rotated,
 //! presented again, revokes its whole session. Logout revokes at once.
+//!
+//! A session has two ends: `expires_at`, which every refresh moves forward
+//! by the refresh ttl, and `absolute_expires_at`, fixed when it is created,
+//! which `expires_at` never passes: however often it is refreshed, a session
+//! ends then.
 
 use crate::storage::{Database, DbError, Dialect, Value};
 
@@ -19,26 +24,61 @@ fn expires_in(dialect: Dialect, param: usize) -> String {
     }
 }
 
+/// Whole seconds from now until `column` (negative once it has passed), in
+/// the dialect's SQL. Rounded down, so a cookie's `Max-Age` made from it
+/// never outlives the session.
+fn seconds_until(dialect: Dialect, column: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!("FLOOR(EXTRACT(EPOCH FROM ({column} - now())))::int8"),
+        // CAST truncates toward zero: down, for the times that matter.
+        Dialect::Sqlite => {
+            format!("CAST((julianday({column}) - julianday('now')) * 86400 AS INTEGER)")
+        }
+    }
+}
+
+/// How long a new session lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    /// Until the next refresh is due (`refresh_token_ttl_seconds`).
+    pub ttl_secs: i64,
+    /// The absolute end, however often it is refreshed
+    /// (`refresh_session_max_seconds`).
+    pub max_secs: i64,
+}
+
+impl Lifetime {
+    /// What a new session's first refresh token is good for: its ttl, cut
+    /// short by the absolute end.
+    pub fn first_ttl_secs(&self) -> i64 {
+        self.ttl_secs.min(self.max_secs)
+    }
+}
+
 /// Opens a session with its first refresh token (stored by hash only).
 pub async fn create<D: Database>(
     db: &D,
     session_id: &str,
     user_id: i64,
     refresh_hash: &str,
-    ttl_secs: i64,
+    lifetime: Lifetime,
 ) -> Result<(), DbError> {
     let d = db.dialect();
+    // Both ends from the same `now` (fixed for the statement in both
+    // dialects), so expires_at <= absolute_expires_at exactly.
     db.execute(
         &format!(
-            "INSERT INTO sessions (id, user_id, expires_at) VALUES ({}, {}, {})",
+            "INSERT INTO sessions (id, user_id, expires_at, absolute_expires_at) VALUES ({}, {}, {}, {})",
             d.param(1),
             d.param(2),
-            expires_in(d, 3)
+            expires_in(d, 3),
+            expires_in(d, 4)
         ),
         &[
             Value::from(session_id),
             Value::Int(user_id),
-            Value::Int(ttl_secs),
+            Value::Int(lifetime.first_ttl_secs()),
+            Value::Int(lifetime.max_secs),
         ],
     )
     .await?;
@@ -58,14 +98,23 @@ pub async fn create<D: Database>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refresh {
     /// The token was current: it is now rotated, `new_hash` is current, the
-    /// session's expiry is extended.
-    Rotated { session_id: String, user_id: i64 },
+    /// session's expiry is extended (never past its absolute end), and the
+    /// new token is good for `expires_in_secs`.
+    Rotated {
+        session_id: String,
+        user_id: i64,
+        expires_in_secs: i64,
+    },
     /// The token had been rotated before: its session is now revoked.
     Reused,
-    /// Unknown token, or its session is revoked or expired.
+    /// Unknown token, or its session is revoked, expired, or past its
+    /// absolute end.
     Invalid,
 }
 
+/// Presents the refresh token `old_hash`: if it is current and its session
+/// live, rotates it to `new_hash` and moves the session's expiry to
+/// `ttl_secs` from now, or to its absolute end if that comes first.
 pub async fn rotate<D: Database>(
     db: &D,
     old_hash: &str,
@@ -74,14 +123,15 @@ pub async fn rotate<D: Database>(
 ) -> Result<Refresh, DbError> {
     let d = db.dialect();
     let (t, f, now) = (d.truth(true), d.truth(false), d.now());
-    // Claim the token, only while its session is live: one statement, so of
-    // concurrent refreshes exactly one succeeds, and a revocation racing it
-    // cannot void the winner half-way.
+    // Claim the token, only while its session is live (not revoked, neither
+    // end passed): one statement, so of concurrent refreshes exactly one
+    // succeeds, and a revocation racing it cannot void the winner half-way.
     let claimed = db
         .query(
             &format!(
                 "UPDATE refresh_tokens SET rotated = {t} WHERE token_hash = {h} AND rotated = {f} \
-                 AND session_id IN (SELECT id FROM sessions WHERE revoked = {f} AND expires_at > {now}) \
+                 AND session_id IN (SELECT id FROM sessions WHERE revoked = {f} \
+                 AND expires_at > {now} AND absolute_expires_at > {now}) \
                  RETURNING session_id",
                 h = d.param(1)
             ),
@@ -112,22 +162,27 @@ pub async fn rotate<D: Database>(
             Refresh::Reused
         });
     };
+    let least = match d {
+        Dialect::Postgres => "LEAST",
+        Dialect::Sqlite => "MIN",
+    };
     let extended = db
         .query(
             &format!(
-                "UPDATE sessions SET expires_at = {} WHERE id = {} RETURNING user_id",
+                "UPDATE sessions SET expires_at = {least}({}, absolute_expires_at) WHERE id = {} \
+                 RETURNING user_id, {}",
                 expires_in(d, 2),
-                d.param(1)
+                d.param(1),
+                seconds_until(d, "expires_at"),
             ),
             &[Value::from(session_id.as_str()), Value::Int(ttl_secs)],
         )
         .await?;
-    let Some(user_id) = extended
-        .into_iter()
-        .next()
-        .and_then(|row| row.into_iter().next())
-        .and_then(|v| v.as_i64())
-    else {
+    let Some((user_id, expires_in_secs)) = extended.into_iter().next().and_then(|row| {
+        let user_id = row.first().and_then(Value::as_i64)?;
+        let expires_in_secs = row.get(1).and_then(Value::as_i64)?;
+        Some((user_id, expires_in_secs.max(0)))
+    }) else {
         return Ok(Refresh::Invalid);
     };
     db.execute(
@@ -142,6 +197,7 @@ pub async fn rotate<D: Database>(
     Ok(Refresh::Rotated {
         session_id,
         user_id,
+        expires_in_secs,
     })
 }
 
