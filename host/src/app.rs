@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use wasmtime::component::{Component, GuestTaskId, Linker};
 use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
     WorkerStatus,
 };
-use wasmtime_wasi_http::WasiHttpView;
 
 use crate::capabilities::allowed_hosts::AllowedHosts;
 use crate::capabilities::outbound_http::OutboundHttpState;

@@ -83,7 +83,8 @@ impl ServerState {
             connections: Arc::new(ConnectionStats::default()),
             app,
         });
-        let chaining: Weak<dyn ServiceChaining> = Arc::downgrade(&state) as Weak<dyn ServiceChaining>;
+        let chaining: Weak<dyn ServiceChaining> =
+            Arc::downgrade(&state) as Weak<dyn ServiceChaining>;
         state.app.outbound.set_components(chaining);
         if let Some(limiter) = &state.rate_limiter {
             let limiter = Arc::downgrade(limiter);
@@ -92,7 +93,9 @@ impl ServerState {
                 every.tick().await;
                 loop {
                     every.tick().await;
-                    let Some(limiter) = limiter.upgrade() else { return };
+                    let Some(limiter) = limiter.upgrade() else {
+                        return;
+                    };
                     limiter.forget_idle_keys();
                 }
             });
@@ -333,7 +336,10 @@ async fn read_body(mut body: Body, limit: usize, stall: Duration) -> Result<Byte
 }
 
 /// Waits briefly for a slot, then refuses (load shedding).
-async fn acquire(slots: &Arc<Semaphore>, wait: Duration) -> Result<OwnedSemaphorePermit, HostError> {
+async fn acquire(
+    slots: &Arc<Semaphore>,
+    wait: Duration,
+) -> Result<OwnedSemaphorePermit, HostError> {
     tokio::time::timeout(wait, slots.clone().acquire_owned())
         .await
         .map_err(|_| HostError::Overloaded)?
@@ -369,7 +375,12 @@ async fn handle(
     let decision = match &state.rate_limiter {
         Some(limiter) => {
             limiter
-                .check(request.method(), request.uri().path(), request.headers(), &client)
+                .check(
+                    request.method(),
+                    request.uri().path(),
+                    request.headers(),
+                    &client,
+                )
                 .await
         }
         None => None,
@@ -406,8 +417,13 @@ async fn handle(
     let body = http_body_util::Full::new(body)
         .map_err(|never| match never {})
         .boxed_unsync();
-    let response = call(component, deadline, host.request_timeout(), Request::from_parts(parts, body))
-        .await?;
+    let response = call(
+        component,
+        deadline,
+        host.request_timeout(),
+        Request::from_parts(parts, body),
+    )
+    .await?;
     let (mut parts, body) = response.into_parts();
     if let Some(decision) = decision {
         decision.write_headers(&mut parts.headers);

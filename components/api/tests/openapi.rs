@@ -91,7 +91,11 @@ fn each_operation_has_the_routes_id_and_statuses() {
             .statuses
             .iter()
             .copied()
-            .chain(host_responses(route.method).into_iter().map(|(status, _)| status))
+            .chain(
+                host_responses(route.method)
+                    .into_iter()
+                    .map(|(status, _)| status),
+            )
             .collect();
         assert_eq!(
             documented, answered,

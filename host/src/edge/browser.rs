@@ -60,31 +60,31 @@ impl CorsConfig {
             return Ok(CorsLayer::new());
         }
         Ok(CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_credentials(true)
-                .allow_methods([
-                    Method::GET,
-                    Method::HEAD,
-                    Method::POST,
-                    Method::PUT,
-                    Method::PATCH,
-                    Method::DELETE,
-                ])
-                .allow_headers([
-                    http::header::AUTHORIZATION,
-                    CONTENT_TYPE,
-                    HeaderName::from_static("x-request-id"),
-                    HeaderName::from_static("traceparent"),
-                    HeaderName::from_static("tracestate"),
-                ])
-                .expose_headers([
-                    HeaderName::from_static("x-request-id"),
-                    HeaderName::from_static("ratelimit-limit"),
-                    HeaderName::from_static("ratelimit-remaining"),
-                    HeaderName::from_static("ratelimit-reset"),
-                    HeaderName::from_static("ratelimit-policy"),
-                    http::header::RETRY_AFTER,
-                ])
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                http::header::AUTHORIZATION,
+                CONTENT_TYPE,
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("traceparent"),
+                HeaderName::from_static("tracestate"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("ratelimit-limit"),
+                HeaderName::from_static("ratelimit-remaining"),
+                HeaderName::from_static("ratelimit-reset"),
+                HeaderName::from_static("ratelimit-policy"),
+                http::header::RETRY_AFTER,
+            ])
             .max_age(Duration::from_secs(self.max_age_secs)))
     }
 }
@@ -99,7 +99,13 @@ fn is_ambient_state_change(method: &Method, headers: &HeaderMap) -> bool {
     let form_like = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|media| {
             matches!(
                 media.as_str(),
@@ -133,10 +139,7 @@ pub fn check_cross_site(
             Err("Cross-site request refused: its Origin is not allowed")
         };
     }
-    match headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-    {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some("same-origin") | Some("none") => Ok(()),
         Some(_) => Err("Cross-site request refused"),
         // `Origin: null` (sandboxed or opaque) without fetch metadata.
@@ -176,7 +179,12 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         pairs
             .iter()
-            .map(|(n, v)| (HeaderName::from_bytes(n.as_bytes()).unwrap(), v.parse().unwrap()))
+            .map(|(n, v)| {
+                (
+                    HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -190,26 +198,38 @@ mod tests {
         };
         let evil = ("origin", "https://evil.example");
         assert!(check(Method::POST, &[("cookie", "refresh_token=x"), evil]).is_err());
-        assert!(check(
-            Method::POST,
-            &[("content-type", "application/x-www-form-urlencoded"), evil]
-        )
-        .is_err());
-        assert!(check(
-            Method::POST,
-            &[("cookie", "a=b"), ("sec-fetch-site", "cross-site")]
-        )
-        .is_err());
+        assert!(
+            check(
+                Method::POST,
+                &[("content-type", "application/x-www-form-urlencoded"), evil]
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                Method::POST,
+                &[("cookie", "a=b"), ("sec-fetch-site", "cross-site")]
+            )
+            .is_err()
+        );
         assert!(check(Method::POST, &[("cookie", "a=b"), ("origin", "null")]).is_err());
         // The positive controls: own origin, a listed origin, no browser at
         // all, a JSON call with a bearer token, and reads.
         assert!(check(Method::POST, &[("cookie", "a=b"), ("origin", OWN)]).is_ok());
-        assert!(check(
-            Method::POST,
-            &[("cookie", "a=b"), ("origin", "https://app.example.com")]
-        )
-        .is_ok());
-        assert!(check(Method::POST, &[("cookie", "a=b"), ("sec-fetch-site", "same-origin")]).is_ok());
+        assert!(
+            check(
+                Method::POST,
+                &[("cookie", "a=b"), ("origin", "https://app.example.com")]
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                Method::POST,
+                &[("cookie", "a=b"), ("sec-fetch-site", "same-origin")]
+            )
+            .is_ok()
+        );
         assert!(check(Method::POST, &[("cookie", "a=b")]).is_ok());
         assert!(check(Method::POST, &[("content-type", "application/json"), evil]).is_ok());
         assert!(check(Method::GET, &[("cookie", "a=b"), evil]).is_ok());

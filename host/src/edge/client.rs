@@ -233,7 +233,10 @@ mod tests {
     fn an_untrusted_peer_is_the_client_whatever_it_claims() {
         let client = resolver(&["10.0.0.0/8"]).resolve(
             "203.0.113.7:5000".parse().unwrap(),
-            &headers(&[("x-forwarded-for", "1.1.1.1"), ("x-forwarded-proto", "https")]),
+            &headers(&[
+                ("x-forwarded-for", "1.1.1.1"),
+                ("x-forwarded-proto", "https"),
+            ]),
         );
         assert_eq!(client.addr, "203.0.113.7:5000".parse().unwrap());
         assert_eq!(client.scheme, Scheme::Http);
@@ -266,8 +269,10 @@ mod tests {
         );
         assert_eq!(client.addr, "[2001:db8::1]:4711".parse().unwrap());
         assert_eq!(client.scheme, Scheme::Https);
-        let hidden = resolver(&["10.0.0.5"])
-            .resolve(PROXY.parse().unwrap(), &headers(&[("forwarded", "for=_hidden")]));
+        let hidden = resolver(&["10.0.0.5"]).resolve(
+            PROXY.parse().unwrap(),
+            &headers(&[("forwarded", "for=_hidden")]),
+        );
         assert_eq!(hidden.addr, PROXY.parse().unwrap());
     }
 

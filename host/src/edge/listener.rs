@@ -223,7 +223,5 @@ async fn refuse_connection(tcp: TcpStream, header_read_timeout: Duration) {
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout.min(Duration::from_secs(5)))
         .keep_alive(false);
-    let _ = builder
-        .serve_connection(TokioIo::new(tcp), service)
-        .await;
+    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
 }

@@ -190,7 +190,11 @@ impl ClassLimiter {
                 ));
             }
             (Some(routes), _) => routes.clone(),
-            (None, _) => class.default_routes().iter().map(|r| r.to_string()).collect(),
+            (None, _) => class
+                .default_routes()
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
         };
         let routes = routes
             .iter()
@@ -202,7 +206,12 @@ impl ClassLimiter {
                     )
                 })?;
                 let method = Method::from_bytes(method.trim().to_ascii_uppercase().as_bytes())
-                    .map_err(|_| format!("rate_limit.{}.routes: bad method in {route:?}", class.name()))?;
+                    .map_err(|_| {
+                        format!(
+                            "rate_limit.{}.routes: bad method in {route:?}",
+                            class.name()
+                        )
+                    })?;
                 Ok((method, trim_path(path.trim()).to_string()))
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -222,7 +231,13 @@ impl ClassLimiter {
         self.routes.iter().any(|(m, p)| m == method && p == path)
     }
 
-    fn decision(&self, allowed: bool, remaining: u32, reset: Duration, retry_after: Duration) -> Decision {
+    fn decision(
+        &self,
+        allowed: bool,
+        remaining: u32,
+        reset: Duration,
+        retry_after: Duration,
+    ) -> Decision {
         Decision {
             class: self.class,
             allowed,
@@ -240,7 +255,12 @@ impl ClassLimiter {
         match self.memory.check_key(&key.to_string()) {
             Ok(state) => {
                 let remaining = state.remaining_burst_capacity();
-                self.decision(true, remaining, interval * (burst - remaining), Duration::ZERO)
+                self.decision(
+                    true,
+                    remaining,
+                    interval * (burst - remaining),
+                    Duration::ZERO,
+                )
             }
             Err(not_until) => {
                 let retry = not_until.wait_time_from(DefaultClock::default().now());
@@ -503,8 +523,8 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::client::Scheme;
+    use super::*;
 
     fn client(ip: &str) -> Client {
         Client {
@@ -515,19 +535,37 @@ mod tests {
     }
 
     fn limiter(config: RateLimitConfig) -> Arc<RateLimiter> {
-        RateLimiter::new(&config, SubjectVerifier::new("s3cret", Some("nexa"), Some("nexa-api")))
-            .unwrap()
-            .unwrap()
+        RateLimiter::new(
+            &config,
+            SubjectVerifier::new("s3cret", Some("nexa"), Some("nexa-api")),
+        )
+        .unwrap()
+        .unwrap()
     }
 
     #[test]
     fn classes_follow_routes_and_methods() {
         let limiter = limiter(RateLimitConfig::default());
-        assert_eq!(limiter.classify(&Method::POST, "/auth/token"), Some(Class::Login));
-        assert_eq!(limiter.classify(&Method::POST, "/users/"), Some(Class::Register));
-        assert_eq!(limiter.classify(&Method::POST, "/items/"), Some(Class::Write));
-        assert_eq!(limiter.classify(&Method::DELETE, "/items/3"), Some(Class::Write));
-        assert_eq!(limiter.classify(&Method::GET, "/items/3"), Some(Class::Read));
+        assert_eq!(
+            limiter.classify(&Method::POST, "/auth/token"),
+            Some(Class::Login)
+        );
+        assert_eq!(
+            limiter.classify(&Method::POST, "/users/"),
+            Some(Class::Register)
+        );
+        assert_eq!(
+            limiter.classify(&Method::POST, "/items/"),
+            Some(Class::Write)
+        );
+        assert_eq!(
+            limiter.classify(&Method::DELETE, "/items/3"),
+            Some(Class::Write)
+        );
+        assert_eq!(
+            limiter.classify(&Method::GET, "/items/3"),
+            Some(Class::Read)
+        );
         assert_eq!(limiter.classify(&Method::GET, "/health"), None);
         assert_eq!(limiter.classify(&Method::OPTIONS, "/items/"), None);
     }
@@ -570,20 +608,35 @@ mod tests {
         refused.write_headers(&mut response);
         assert_eq!(response["retry-after"], "6");
         assert_eq!(response["ratelimit-remaining"], "0");
-        assert_eq!(response["ratelimit-policy"], "10;w=60;burst=10;comment=\"login\"");
+        assert_eq!(
+            response["ratelimit-policy"],
+            "10;w=60;burst=10;comment=\"login\""
+        );
         // Another client has its own budget.
-        assert!(limiter
-            .check(&Method::POST, "/auth/token", &headers, &client("198.51.100.2"))
-            .await
-            .unwrap()
-            .allowed);
-        assert_eq!(limiter.stats.limited[Class::Login as usize].load(Ordering::Relaxed), 1);
+        assert!(
+            limiter
+                .check(
+                    &Method::POST,
+                    "/auth/token",
+                    &headers,
+                    &client("198.51.100.2")
+                )
+                .await
+                .unwrap()
+                .allowed
+        );
+        assert_eq!(
+            limiter.stats.limited[Class::Login as usize].load(Ordering::Relaxed),
+            1
+        );
     }
 
     #[tokio::test]
     async fn writes_are_keyed_by_a_valid_subject() {
-        let mut config = RateLimitConfig::default();
-        config.write = ClassQuota::new(2, None);
+        let config = RateLimitConfig {
+            write: ClassQuota::new(2, None),
+            ..RateLimitConfig::default()
+        };
         let limiter = limiter(config);
         let claims = serde_json::json!({
             "sub": "7", "exp": 4_000_000_000u64, "iss": "nexa", "aud": "nexa-api"
@@ -598,31 +651,48 @@ mod tests {
         bearer.insert("authorization", format!("Bearer {token}").parse().unwrap());
         // The same subject from two addresses shares one budget...
         for ip in ["198.51.100.1", "198.51.100.2"] {
-            assert!(limiter.check(&Method::POST, "/items", &bearer, &client(ip)).await.unwrap().allowed);
+            assert!(
+                limiter
+                    .check(&Method::POST, "/items", &bearer, &client(ip))
+                    .await
+                    .unwrap()
+                    .allowed
+            );
         }
         let third = client("198.51.100.3");
-        let third = limiter.check(&Method::POST, "/items", &bearer, &third).await;
+        let third = limiter
+            .check(&Method::POST, "/items", &bearer, &third)
+            .await;
         assert!(!third.unwrap().allowed);
         // ...and a forged token counts against the address instead.
         let mut forged = HeaderMap::new();
         forged.insert("authorization", format!("Bearer {token}x").parse().unwrap());
         let first = client("198.51.100.1");
-        let anonymous = limiter.check(&Method::POST, "/items", &forged, &first).await;
+        let anonymous = limiter
+            .check(&Method::POST, "/items", &forged, &first)
+            .await;
         assert!(anonymous.unwrap().allowed);
     }
 
     #[tokio::test]
     async fn an_unreachable_redis_falls_back_to_the_in_process_budget() {
-        let mut config = RateLimitConfig::default();
-        // Nothing listens on port 1.
-        config.redis_url = Some("redis://127.0.0.1:1".into());
-        config.login = ClassQuota::new(2, None);
+        let config = RateLimitConfig {
+            // Nothing listens on port 1.
+            redis_url: Some("redis://127.0.0.1:1".into()),
+            login: ClassQuota::new(2, None),
+            ..RateLimitConfig::default()
+        };
         let limiter = limiter(config);
         let headers = HeaderMap::new();
         let me = client("198.51.100.1");
         let mut allowed = 0;
         for _ in 0..4 {
-            if limiter.check(&Method::POST, "/auth/token", &headers, &me).await.unwrap().allowed {
+            if limiter
+                .check(&Method::POST, "/auth/token", &headers, &me)
+                .await
+                .unwrap()
+                .allowed
+            {
                 allowed += 1;
             }
         }

@@ -19,7 +19,10 @@ async fn cors_answers_only_listed_origins() {
             .request(reqwest::Method::OPTIONS, host.url("/fixture/echo"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "content-type, authorization")
+            .header(
+                "access-control-request-headers",
+                "content-type, authorization",
+            )
             .send()
     };
     let listed = preflight(LISTED).await.unwrap();
@@ -28,7 +31,10 @@ async fn cors_answers_only_listed_origins() {
     assert_eq!(headers["access-control-allow-origin"], LISTED);
     assert_eq!(headers["access-control-allow-credentials"], "true");
     assert_eq!(headers["access-control-max-age"], "300");
-    assert!(!headers.contains_key("ratelimit-limit"), "preflights are not limited");
+    assert!(
+        !headers.contains_key("ratelimit-limit"),
+        "preflights are not limited"
+    );
 
     let other = preflight("https://evil.example").await.unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
@@ -53,7 +59,11 @@ async fn by_default_no_origin_is_granted_cors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(!response.headers().contains_key("access-control-allow-origin"));
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
 }
 
 #[tokio::test]
@@ -86,7 +96,10 @@ async fn cross_site_state_changes_are_refused() {
         let refused = post(origin, site, true).await.unwrap();
         assert_eq!(refused.status(), 403, "{origin:?} {site:?}");
         let body: Value = refused.json().await.unwrap();
-        assert!(body["detail"].as_str().unwrap().contains("Cross-site"), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("Cross-site"),
+            "{body}"
+        );
     }
     for (origin, site) in [
         (Some(own.as_str()), None),
@@ -133,14 +146,24 @@ async fn the_refresh_cookie_is_secure_when_the_client_used_https() {
         host.client()
             .post(host.url("/auth/token"))
             .header("x-forwarded-proto", proto)
-            .form(&[("username", "admin"), ("password", crate::support::ADMIN_PASSWORD)])
+            .form(&[
+                ("username", "admin"),
+                ("password", crate::support::ADMIN_PASSWORD),
+            ])
             .send()
     };
     let over_https = login("https").await.unwrap();
     assert_eq!(over_https.status(), 200);
-    let cookie = over_https.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = over_https.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.contains("Secure"), "{cookie}");
-    assert!(over_https.headers().contains_key("strict-transport-security"));
+    assert!(
+        over_https
+            .headers()
+            .contains_key("strict-transport-security")
+    );
     let over_http = login("http").await.unwrap();
     assert_eq!(over_http.status(), 200);
     let cookie = over_http.headers()["set-cookie"].to_str().unwrap();

@@ -31,7 +31,10 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, 
             ),
         }
     }
-    (String::from_utf8_lossy(&received).into_owned(), started.elapsed())
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        started.elapsed(),
+    )
 }
 
 #[tokio::test]
@@ -49,7 +52,12 @@ async fn a_stalled_body_gets_408_and_holds_no_slot() {
     // Meanwhile a complete request to the same component is answered at once.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
-    let response = host.client().get(host.url("/fixture/ok")).send().await.unwrap();
+    let response = host
+        .client()
+        .get(host.url("/fixture/ok"))
+        .send()
+        .await
+        .unwrap();
     let waited = started.elapsed();
     println!("a complete request behind the stalled one answered in {waited:?}");
     assert_eq!(response.status(), 200);
@@ -98,7 +106,10 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let (answer, took) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
     println!("an idle keep-alive connection was closed {took:?} after its request");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(!answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -117,7 +128,10 @@ async fn connections_beyond_the_cap_are_shed_with_503() {
         .unwrap();
     let (answer, _) = read_until_closed(&mut extra, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
     assert!(answer.contains("Too many open connections"), "{answer}");
 
     // The positive control: once one closes, a request is served again.

@@ -3,27 +3,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, Host, SECRET_RUNTIME_CONFIG, fixture_manifest};
-
-/// The fixture app plus a private copy of the fixture, reachable only as
-/// `http://internal.spin.internal`.
-fn manifest(allowed: &str) -> String {
-    let mut manifest = fixture_manifest(&format!("allowed_outbound_hosts = [{allowed}]"));
-    manifest.push_str(
-        "[[trigger.http]]\nroute = { private = true }\ncomponent = \"internal\"\n\
-         [component.internal]\nsource = \"{fixture}\"\n",
-    );
-    manifest
-}
+use crate::support::{AppDir, Host, chaining_host};
 
 fn start(allowed: &str) -> (AppDir, Host) {
-    let app = AppDir::new(&manifest(allowed));
-    app.write("rc.toml", SECRET_RUNTIME_CONFIG);
-    let host = app.start(&[
-        "--runtime-config-file",
-        app.path("rc.toml").to_str().unwrap(),
-    ]);
-    (app, host)
+    chaining_host(allowed, "")
 }
 
 async fn get(host: &Host, url: &str) -> (u16, Value) {

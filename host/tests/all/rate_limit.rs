@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, Host, fixture_host, repo_app, rc_args, unique};
+use crate::support::{AppDir, Host, fixture_host, rc_args, repo_app, unique};
 
 /// The repository's app with its own nexa.toml, untouched: the limits a
 /// default `nexa up` has.
@@ -32,7 +32,10 @@ async fn a_default_host_limits_reads_and_failed_logins() {
     assert_eq!(headers["ratelimit-limit"], "100");
     assert_eq!(headers["ratelimit-remaining"], "99");
     assert!(headers.contains_key("ratelimit-reset"));
-    assert_eq!(headers["ratelimit-policy"], "600;w=60;burst=100;comment=\"read\"");
+    assert_eq!(
+        headers["ratelimit-policy"],
+        "600;w=60;burst=100;comment=\"read\""
+    );
     // /health is not limited.
     let health = client.get(host.url("/health")).send().await.unwrap();
     assert!(!health.headers().contains_key("ratelimit-limit"));
@@ -93,7 +96,10 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
     let seen: Value = other.json().await.unwrap();
     assert_eq!(seen["spin-client-addr"][0], "198.51.100.2:0", "{seen}");
     assert!(
-        seen["spin-full-url"][0].as_str().unwrap().starts_with("https://"),
+        seen["spin-full-url"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("https://"),
         "{seen}"
     );
 }
@@ -102,12 +108,19 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
 async fn without_trust_forwarding_headers_are_ignored() {
     let (_app, host) = limited_fixture("", "");
     for n in 1..=3 {
-        assert_eq!(get_from(&host, &format!("198.51.100.{n}")).await.status(), 200);
+        assert_eq!(
+            get_from(&host, &format!("198.51.100.{n}")).await.status(),
+            200
+        );
     }
     let refused = get_from(&host, "198.51.100.9").await;
     assert_eq!(refused.status(), 429, "one budget: the socket peer's");
     assert!(!refused.headers().contains_key("strict-transport-security"));
-    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=20).contains(&retry_after), "{retry_after}");
 }
 
@@ -122,7 +135,12 @@ async fn two_hosts_share_one_budget_through_redis() {
     let mut allowed = 0;
     for round in 0..20 {
         for host in [&first, &second] {
-            let response = host.client().get(host.url("/fixture/ok")).send().await.unwrap();
+            let response = host
+                .client()
+                .get(host.url("/fixture/ok"))
+                .send()
+                .await
+                .unwrap();
             match response.status().as_u16() {
                 200 => allowed += 1,
                 429 => {}
@@ -143,7 +161,11 @@ async fn two_hosts_share_one_budget_through_redis() {
         .await
         .unwrap();
     assert_eq!(keys.len(), 1, "{keys:?}");
-    let _: () = ::redis::cmd("DEL").arg(&keys).query_async(&mut redis).await.unwrap();
+    let _: () = ::redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -153,25 +175,30 @@ async fn an_unreachable_redis_falls_back_to_limiting_in_process() {
     );
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        statuses.push(host.client().get(host.url("/fixture/ok")).send().await.unwrap().status().as_u16());
+        statuses.push(
+            host.client()
+                .get(host.url("/fixture/ok"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
     }
     assert_eq!(statuses, [200, 200, 429]);
-    assert!(host.log().contains("Redis is unreachable"), "{}", host.log());
+    assert!(
+        host.log().contains("Redis is unreachable"),
+        "{}",
+        host.log()
+    );
 }
 
 #[tokio::test]
 async fn chained_requests_are_not_limited_per_client() {
-    let mut manifest = crate::support::fixture_manifest(
-        "allowed_outbound_hosts = [\"http://internal.spin.internal\"]",
+    let (_app, host) = crate::support::chaining_host(
+        "\"http://internal.spin.internal\"",
+        "[rate_limit]\nenabled = true\n[rate_limit.read]\nper_minute = 1\n",
     );
-    manifest.push_str(
-        "[[trigger.http]]\nroute = { private = true }\ncomponent = \"internal\"\n\
-         [component.internal]\nsource = \"{fixture}\"\n",
-    );
-    let app = AppDir::new(&manifest);
-    app.write("rc.toml", crate::support::SECRET_RUNTIME_CONFIG);
-    app.write("nexa.toml", "[rate_limit]\nenabled = true\n[rate_limit.read]\nper_minute = 1\n");
-    let host = app.start(&["--runtime-config-file", app.path("rc.toml").to_str().unwrap()]);
     // Each outer request is a write; each makes a chained GET, which the
     // read quota of 1 per minute would refuse from the second on.
     for _ in 0..3 {

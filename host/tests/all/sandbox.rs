@@ -8,13 +8,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, Host, SECRET_RUNTIME_CONFIG, fixture_manifest, fixture_with, post_json};
+use crate::support::{
+    AppDir, Host, SECRET_RUNTIME_CONFIG, fixture_manifest, fixture_with, post_json,
+};
 
 const GRANT: &str = "allowed_outbound_hosts = [\"postgres://127.0.0.1:5432\"]";
 const GOOD: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 
 async fn pg(host: &Host, address: &str, sql: &str) -> (u16, Value) {
-    post_json(host, "/fixture/pg", &json!({ "address": address, "sql": sql })).await
+    post_json(
+        host,
+        "/fixture/pg",
+        &json!({ "address": address, "sql": sql }),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -60,8 +67,8 @@ async fn postgres_connect_options_cannot_leave_the_grant() {
     ] {
         let (status, body) = pg(&host, address, "SELECT 1").await;
         assert_eq!(status, 409, "{address} was allowed: {body}");
-        assert_eq!(body["kind"], "connection-failed", "{address}: {body}");
-        let message = body["message"].as_str().unwrap_or_default();
+        assert_eq!(body["error"]["kind"], "connection-failed", "{address}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(named), "{address}: {message}");
     }
 }
@@ -71,7 +78,10 @@ async fn the_hosts_pg_environment_never_reaches_a_component() {
     let app = AppDir::new(&fixture_manifest(GRANT));
     app.write("rc.toml", SECRET_RUNTIME_CONFIG);
     let host = app.start_with_env(
-        &["--runtime-config-file", app.path("rc.toml").to_str().unwrap()],
+        &[
+            "--runtime-config-file",
+            app.path("rc.toml").to_str().unwrap(),
+        ],
         &[
             ("PGAPPNAME", "leaked-from-the-host"),
             ("PGOPTIONS", "-c search_path=leaked"),
@@ -102,12 +112,24 @@ async fn sqlite_statements_cannot_reach_other_files() {
     assert_eq!(status, 200, "the positive control: {body}");
     let outside = app.path("outside.db");
     for (sql, reason) in [
-        (format!("ATTACH DATABASE '{}' AS other", outside.display()), "ATTACH"),
-        (format!("ATTACH 'file:{}?mode=rwc' AS other", outside.display()), "ATTACH"),
+        (
+            format!("ATTACH DATABASE '{}' AS other", outside.display()),
+            "ATTACH",
+        ),
+        (
+            format!("ATTACH 'file:{}?mode=rwc' AS other", outside.display()),
+            "ATTACH",
+        ),
         (format!("VACUUM INTO '{}'", outside.display()), "ATTACH"),
-        ("SELECT load_extension('/tmp/nope.so')".to_string(), "load_extension"),
+        (
+            "SELECT load_extension('/tmp/nope.so')".to_string(),
+            "load_extension",
+        ),
         ("PRAGMA journal_mode = DELETE".to_string(), "journal_mode"),
-        ("PRAGMA temp_store_directory = '/tmp'".to_string(), "temp_store_directory"),
+        (
+            "PRAGMA temp_store_directory = '/tmp'".to_string(),
+            "temp_store_directory",
+        ),
     ] {
         let (status, body) = sqlite(&host, &sql).await;
         assert_eq!(status, 409, "{sql} was allowed: {body}");
@@ -138,19 +160,8 @@ async fn allow_attach_file_permits_attaching_as_in_spin() {
     assert!(other.exists());
 }
 
-/// The fixture app plus a private fixture reachable as `internal.spin.internal`.
 fn chaining_app(nexa_toml: &str) -> (AppDir, Host) {
-    let mut manifest =
-        fixture_manifest("allowed_outbound_hosts = [\"http://internal.spin.internal\"]");
-    manifest.push_str(
-        "[[trigger.http]]\nroute = { private = true }\ncomponent = \"internal\"\n\
-         [component.internal]\nsource = \"{fixture}\"\n",
-    );
-    let app = AppDir::new(&manifest);
-    app.write("rc.toml", SECRET_RUNTIME_CONFIG);
-    app.write("nexa.toml", nexa_toml);
-    let host = app.start(&["--runtime-config-file", app.path("rc.toml").to_str().unwrap()]);
-    (app, host)
+    crate::support::chaining_host("\"http://internal.spin.internal\"", nexa_toml)
 }
 
 async fn chain(host: &Host, path: &str) -> (u16, Value) {
@@ -169,15 +180,25 @@ async fn chained_requests_pass_the_edge_pipeline() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], 200, "no deadlock on the held slot: {body}");
     let seen: Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
-    assert!(seen["x-request-id"][0].as_str().is_some_and(|id| id.len() >= 16), "{seen}");
-    assert_eq!(seen["spin-full-url"][0], "http://internal.spin.internal/fixture/headers");
+    assert!(
+        seen["x-request-id"][0]
+            .as_str()
+            .is_some_and(|id| id.len() >= 16),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["spin-full-url"][0],
+        "http://internal.spin.internal/fixture/headers"
+    );
     assert_eq!(seen["spin-client-addr"][0], "127.0.0.1:0");
 
     // The deadline applies to the callee too: its endless loop is expired
     // within the request timeout (it had 60 s, the outbound first-byte
     // timeout, before), while the caller answers the client 504.
     let started = Instant::now();
-    let response = host.client().post(host.url("/fixture/http"))
+    let response = host
+        .client()
+        .post(host.url("/fixture/http"))
         .json(&json!({ "url": "http://internal.spin.internal/fixture/loop" }))
         .send()
         .await
@@ -188,8 +209,15 @@ async fn chained_requests_pass_the_edge_pipeline() {
             .any(|line| line.contains("request failed") && line.contains("component=internal"))
     };
     while !expired(&host.log()) {
-        assert!(started.elapsed() < Duration::from_secs(10), "{}", host.log());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            host.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("the chained endless loop was expired after {:?}", started.elapsed());
+    println!(
+        "the chained endless loop was expired after {:?}",
+        started.elapsed()
+    );
 }

@@ -258,6 +258,31 @@ source = "{{fallback}}"
 /// The `admin` password in runtime-config.dev.toml.
 pub const ADMIN_PASSWORD: &str = "admin-dev-password";
 
+/// The fixture app plus a private copy of the fixture, reachable only by
+/// service chaining as `http://internal.spin.internal`.
+pub fn chaining_manifest(allowed_outbound_hosts: &str) -> String {
+    let mut manifest = fixture_manifest(&format!(
+        "allowed_outbound_hosts = [{allowed_outbound_hosts}]"
+    ));
+    manifest.push_str(
+        "[[trigger.http]]\nroute = { private = true }\ncomponent = \"internal\"\n\
+         [component.internal]\nsource = \"{fixture}\"\n",
+    );
+    manifest
+}
+
+/// Starts [`chaining_manifest`]'s app with the given nexa.toml.
+pub fn chaining_host(allowed_outbound_hosts: &str, nexa_toml: &str) -> (AppDir, Host) {
+    let app = AppDir::new(&chaining_manifest(allowed_outbound_hosts));
+    app.write("rc.toml", SECRET_RUNTIME_CONFIG);
+    app.write("nexa.toml", nexa_toml);
+    let host = app.start(&[
+        "--runtime-config-file",
+        app.path("rc.toml").to_str().unwrap(),
+    ]);
+    (app, host)
+}
+
 /// A runtime config giving `secret_word` a value.
 pub const SECRET_RUNTIME_CONFIG: &str = r#"
 [[variables_provider]]

@@ -96,6 +96,14 @@ struct Parameters {
 
 impl Parameters {
     fn from_url(raw: &str) -> Result<Self, String> {
+        // libpq's `host1:port1,host2:port2`, which is no URL authority.
+        let authority = raw
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default())
+            .unwrap_or_default();
+        if authority.contains(',') {
+            return Err("only one host may be given".to_string());
+        }
         let url = url::Url::parse(raw).map_err(|e| format!("invalid connection string: {e}"))?;
         let mut parameters = Parameters {
             host: url
@@ -233,12 +241,15 @@ mod tests {
         assert_eq!((url.host.as_str(), url.port), ("db.example", 6543));
         assert_eq!(url.options.get_database(), Some("app"));
         assert_eq!(url.options.get_username(), "u");
-        let kv = parse_address("host=127.0.0.1 port=5433 user=u dbname=app sslmode=disable")
-            .unwrap();
+        let kv =
+            parse_address("host=127.0.0.1 port=5433 user=u dbname=app sslmode=disable").unwrap();
         assert_eq!((kv.host.as_str(), kv.port), ("127.0.0.1", 5433));
         assert_eq!(kv.options.get_database(), Some("app"));
         let timeout = parse_address("postgres://u@h/db?connect_timeout=3&application_name=x");
-        assert_eq!(timeout.unwrap().connect_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(
+            timeout.unwrap().connect_timeout,
+            Some(Duration::from_secs(3))
+        );
     }
 
     #[test]
@@ -251,14 +262,35 @@ mod tests {
     #[test]
     fn parameters_that_escape_the_allow_list_are_refused_by_name() {
         for (address, named) in [
-            ("postgres://u@127.0.0.1:5432/db?host=/var/run/postgresql", "\"host\""),
-            ("postgres://u@127.0.0.1:5432/db?hostaddr=10.0.0.9", "\"hostaddr\""),
+            (
+                "postgres://u@127.0.0.1:5432/db?host=/var/run/postgresql",
+                "\"host\"",
+            ),
+            (
+                "postgres://u@127.0.0.1:5432/db?hostaddr=10.0.0.9",
+                "\"hostaddr\"",
+            ),
             ("postgres://u@127.0.0.1:5432/db?port=5433", "\"port\""),
-            ("postgres://u@127.0.0.1/db?sslkey=/root/.ssh/id_rsa", "\"sslkey\""),
-            ("postgres://u@127.0.0.1/db?sslcert=/etc/passwd", "\"sslcert\""),
-            ("postgres://u@127.0.0.1/db?sslrootcert=/etc/passwd", "\"sslrootcert\""),
-            ("postgres://u@127.0.0.1/db?passfile=/root/.pgpass", "\"passfile\""),
-            ("postgres://u@127.0.0.1/db?options=-c%20role%3Dx", "\"options\""),
+            (
+                "postgres://u@127.0.0.1/db?sslkey=/root/.ssh/id_rsa",
+                "\"sslkey\"",
+            ),
+            (
+                "postgres://u@127.0.0.1/db?sslcert=/etc/passwd",
+                "\"sslcert\"",
+            ),
+            (
+                "postgres://u@127.0.0.1/db?sslrootcert=/etc/passwd",
+                "\"sslrootcert\"",
+            ),
+            (
+                "postgres://u@127.0.0.1/db?passfile=/root/.pgpass",
+                "\"passfile\"",
+            ),
+            (
+                "postgres://u@127.0.0.1/db?options=-c%20role%3Dx",
+                "\"options\"",
+            ),
             ("host=127.0.0.1 user=u hostaddr=10.0.0.9", "\"hostaddr\""),
             ("host=127.0.0.1 user=u sslkey=/k", "\"sslkey\""),
         ] {
@@ -272,6 +304,7 @@ mod tests {
         assert!(refused("postgres://u@%2Fvar%2Frun%2Fpostgresql/db").contains("Unix"));
         assert!(refused("host=/var/run/postgresql user=u").contains("Unix"));
         assert!(refused("postgres://u@a,b:5432/db").contains("one host"));
+        assert!(refused("postgres://u@a:1,b:2/db").contains("one host"));
         assert!(refused("host=a,b user=u").contains("one host"));
         assert!(refused("postgres:///db?user=u").contains("host"));
         assert!(refused("postgres://127.0.0.1/db").contains("user"));
