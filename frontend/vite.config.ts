@@ -1,6 +1,7 @@
 import { defineConfig, type Plugin } from 'vitest/config';
 import react from '@vitejs/plugin-react';
 import pkg from './package.json' with { type: 'json' };
+import { collectorOrigin } from './src/collector';
 
 // The Rust host (`nexa up`) listens here; the dev server forwards API paths to it
 // so the browser sees one origin, as it does in production.
@@ -25,10 +26,33 @@ function apiDocsWithoutExtension(): Plugin {
   };
 }
 
+/**
+ * The fallback component serves the dashboard with a Content-Security-Policy whose
+ * `connect-src` is its own origin; a build that exports spans needs the collector's
+ * too. Writes it (or nothing) to dist/csp-connect-src.txt, which
+ * components/fallback/build.rs reads into the policy instead of serving it.
+ */
+function cspConnectSources(): Plugin {
+  let endpoint: string | undefined;
+  return {
+    name: 'nexa-csp-connect-src',
+    apply: 'build',
+    configResolved: (config) => {
+      // `config.env` holds the VITE_* variables from the environment and .env files,
+      // exactly as `import.meta.env` will in the page.
+      endpoint = config.env.VITE_OTEL_EXPORTER_OTLP_ENDPOINT;
+    },
+    generateBundle() {
+      const origin = collectorOrigin(endpoint);
+      this.emitFile({ type: 'asset', fileName: 'csp-connect-src.txt', source: origin ? `${origin}\n` : '' });
+    },
+  };
+}
+
 export default defineConfig({
   // Pages are served at `/`, `/app/...` and `/api-docs`: asset URLs must be absolute.
   base: '/',
-  plugins: [react(), apiDocsWithoutExtension()],
+  plugins: [react(), apiDocsWithoutExtension(), cspConnectSources()],
   define: {
     __APP_VERSION__: JSON.stringify(pkg.version),
   },

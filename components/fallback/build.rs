@@ -10,6 +10,10 @@
 //! For wasm32 a missing `frontend/dist` stops the build with the command that
 //! makes it; native builds (lints, and unit tests of the serving rules, which
 //! use their own table) get an empty table.
+//!
+//! `frontend/dist/csp-connect-src.txt` (written by vite.config.ts: the trace
+//! collector's origin, or nothing) is not served: it becomes `connect-src.txt`,
+//! the sources the dashboard's Content-Security-Policy adds to `connect-src`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -28,11 +32,14 @@ fn main() {
     println!("cargo:rerun-if-changed={}", openapi.display());
 
     let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let mut connect_src = String::new();
     if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("wasm32") {
         // Native builds only lint and unit-test the rules; nothing to embed.
     } else if dist.join("index.html").is_file() {
         collect(&dist, &dist, &mut files);
+        files.retain(|(url_path, _)| url_path != CONNECT_SRC_FILE);
         files.push(("/openapi.json".to_string(), openapi));
+        connect_src = connect_sources(&dist.join(&CONNECT_SRC_FILE[1..]));
     } else {
         panic!(
             "frontend/dist/index.html is missing: build the dashboard first with \
@@ -75,6 +82,38 @@ fn main() {
     }
     table.push(']');
     fs::write(out_dir.join("assets.rs"), table).expect("write assets.rs");
+    fs::write(out_dir.join("connect-src.txt"), connect_src).expect("write connect-src.txt");
+}
+
+/// Where vite.config.ts writes the dashboard's extra `connect-src` sources.
+const CONNECT_SRC_FILE: &str = "/csp-connect-src.txt";
+
+/// The sources in `file`, one space between them (none if a build older than
+/// the file has no such file). Each must be an http(s) origin: anything else
+/// could end the directive or the policy early.
+fn connect_sources(file: &Path) -> String {
+    let Ok(text) = fs::read_to_string(file) else {
+        return String::new();
+    };
+    let sources: Vec<&str> = text.split_whitespace().collect();
+    for source in &sources {
+        let origin = source
+            .strip_prefix("https://")
+            .or_else(|| source.strip_prefix("http://"));
+        let valid = origin.is_some_and(|host| {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        });
+        assert!(
+            valid,
+            "{}: {source:?} is not an http(s) origin; rebuild the dashboard with \
+             `sh frontend/build.sh`",
+            file.display()
+        );
+    }
+    sources.join(" ")
 }
 
 /// Every file under `dir` as (`/relative/path`, file).

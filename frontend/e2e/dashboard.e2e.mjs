@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { startHost } from './host.mjs';
 
@@ -23,6 +23,62 @@ let browser;
 let page;
 const apiRequests = [];
 const pageErrors = [];
+/** Content-Security-Policy violations, as the page's console and its DOM event report them. */
+const cspViolations = [];
+let cspViolationsChecked = 0;
+
+/** Chromium's console messages for a blocked load, inline code, eval or frame. */
+const CSP_CONSOLE = /Content[ -]Security[ -]Policy|^Refused to /i;
+
+/** Runs in every document before its own scripts: reports each violation to the suite. */
+function reportCspViolations() {
+  addEventListener(
+    'securitypolicyviolation',
+    (event) =>
+      void window.nexaCspViolation({
+        page: location.pathname,
+        directive: event.effectiveDirective,
+        blocked: event.blockedURI,
+        source: `${event.sourceFile}:${event.lineNumber}`,
+        sample: event.sample,
+      }),
+    true,
+  );
+}
+
+/** Waits until `check()` holds, polling; fails with `message` after `ms`. */
+async function eventually(check, message, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(message());
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * The positive control for the CSP check: a script injected inline into the current
+ * page must not run, and both the console and the `securitypolicyviolation` event
+ * must report it (so a page without a policy, or a listener that reports nothing,
+ * fails the suite). The expected reports are then dropped.
+ */
+async function assertInlineScriptRefused() {
+  const before = cspViolations.length;
+  const ran = await page.evaluate(() => {
+    window.nexaInlineRan = false;
+    const script = document.createElement('script');
+    script.textContent = 'window.nexaInlineRan = true';
+    document.head.append(script);
+    script.remove();
+    return window.nexaInlineRan;
+  });
+  assert.equal(ran, false, 'an injected inline script ran');
+  const reported = () => cspViolations.slice(before);
+  await eventually(
+    () => reported().some((v) => v.console) && reported().some((v) => v.directive?.startsWith('script-src')),
+    () => `the refused inline script was not reported through both channels: ${JSON.stringify(reported())}`,
+  );
+  cspViolations.splice(before);
+}
 
 async function screenshot(name, { fullPage = true } = {}) {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage });
@@ -58,11 +114,20 @@ describe('dashboard', { concurrency: false }, () => {
       ],
     });
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await context.exposeFunction('nexaCspViolation', (violation) => cspViolations.push(violation));
+    await context.addInitScript(reportCspViolations);
     page = await context.newPage();
     page.setDefaultTimeout(15_000);
+    page.on('console', (message) => {
+      if (CSP_CONSOLE.test(message.text())) {
+        cspViolations.push({ console: message.type(), page: new URL(page.url()).pathname, text: message.text() });
+      }
+    });
     page.on('request', (request) => {
       const url = new URL(request.url());
-      if (url.origin === host.url && API_PATHS.test(url.pathname)) {
+      // The dashboard's own calls: Swagger UI's "Try it out" sends no traceparent.
+      const fromDocs = new URL(request.frame().url()).pathname.startsWith('/api-docs');
+      if (url.origin === host.url && API_PATHS.test(url.pathname) && !fromDocs) {
         apiRequests.push({ method: request.method(), path: url.pathname, traceparent: request.headers().traceparent });
       }
     });
@@ -72,6 +137,22 @@ describe('dashboard', { concurrency: false }, () => {
   after(async () => {
     await browser?.close();
     await host?.stop();
+  });
+
+  // Each step fails on a violation it caused; the last step catches late reports.
+  afterEach(() => {
+    const caused = cspViolations.slice(cspViolationsChecked);
+    cspViolationsChecked = cspViolations.length;
+    assert.deepEqual(caused, [], 'Content-Security-Policy violations');
+  });
+
+  test("the dashboard's Content-Security-Policy is served and refuses inline script", async () => {
+    const response = await page.goto(`${host.url}/app/sign-in`);
+    const policy = response.headers()['content-security-policy'] ?? '';
+    assert.match(policy, /script-src 'self'/);
+    assert.doesNotMatch(policy, /unsafe-/);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await assertInlineScriptRefused();
   });
 
   test('signs in with a username and password', async () => {
@@ -263,15 +344,25 @@ describe('dashboard', { concurrency: false }, () => {
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   });
 
-  test('the API docs page lists every operation', async () => {
-    await page.goto(`${host.url}/api-docs`);
+  test('the API docs page lists every operation and tries one out', async () => {
+    const response = await page.goto(`${host.url}/api-docs`);
+    const policy = response.headers()['content-security-policy'] ?? '';
+    assert.match(policy, /script-src 'self';/);
+    assert.doesNotMatch(policy, /unsafe-eval/);
     await page.locator('.opblock').first().waitFor();
     const documented = await fetch(`${host.url}/openapi.json`).then((r) => r.json());
     const operations = Object.values(documented.paths).flatMap((item) =>
       Object.keys(item).filter((key) => ['get', 'post', 'put', 'patch', 'delete'].includes(key)),
     );
     assert.equal(await page.locator('.opblock').count(), operations.length);
+    // Expanded, an operation renders its parameters, schemas and examples; "Try it out"
+    // is on (api-docs/main.ts), so Execute sends it and shows the live response.
+    const health = page.locator('#operations-platform-getHealth');
+    await health.locator('.opblock-summary').click();
+    await health.getByRole('button', { name: 'Execute' }).click();
+    await health.locator('.live-responses-table .response-col_status').filter({ hasText: '200' }).waitFor();
     await screenshot('api-docs');
+    await assertInlineScriptRefused();
   });
 
   test('every API request carried a W3C traceparent', () => {
@@ -279,5 +370,11 @@ describe('dashboard', { concurrency: false }, () => {
     const missing = apiRequests.filter((r) => !TRACEPARENT.test(r.traceparent ?? ''));
     assert.deepEqual(missing, [], 'requests without a valid traceparent');
     assert.deepEqual(pageErrors.map(String), [], 'no uncaught errors in the page');
+  });
+
+  test('no page broke its Content-Security-Policy', async () => {
+    // Reports still in flight from the last page arrive here.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(cspViolations, [], 'Content-Security-Policy violations');
   });
 });

@@ -9,6 +9,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { WebTracerProvider } from '@opentelemetry/sdk-trace-web';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { tracesUrl } from './collector';
 
 /**
  * Export is opt-in at build time: the dashboard is served offline by default and
@@ -43,17 +44,6 @@ registerInstrumentations({
     }),
   ],
 });
-
-/**
- * Follows the OTEL_EXPORTER_OTLP_ENDPOINT convention: a base URL gets `/v1/traces`
- * appended; a URL that already names the traces path is used as it is.
- */
-function tracesUrl(endpoint: string | undefined): string | null {
-  const base = endpoint?.trim();
-  if (!base) return null;
-  if (/\/v1\/traces\/?$/.test(base)) return base;
-  return `${base.replace(/\/+$/, '')}/v1/traces`;
-}
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -9,17 +9,20 @@ pub mod site;
 mod component {
     use std::borrow::Cow;
 
-    use crate::site::{self, Asset, Embedded};
+    use crate::site::{self, Asset, Embedded, Site};
     use spin_sdk::http::{FullBody, Request, Response, StatusCode};
     use spin_sdk::http_service;
 
-    static ASSETS: &[Asset] = include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+    static SITE: Site = Site {
+        assets: include!(concat!(env!("OUT_DIR"), "/assets.rs")),
+        connect_src: include_str!(concat!(env!("OUT_DIR"), "/connect-src.txt")),
+    };
 
     #[http_service]
     async fn handle(request: Request) -> Response<FullBody<bytes::Bytes>> {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let reply = site::serve(
-            ASSETS,
+            SITE,
             site::Request {
                 method: request.method().as_str(),
                 path: request.uri().path(),

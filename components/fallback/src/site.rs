@@ -6,6 +6,10 @@
 //! Caching: hashed assets never change, so they are `immutable` for a year;
 //! `index.html`, `api-docs.html` and `openapi.json` are `no-cache` (always
 //! revalidated through their `ETag`), so a deploy is seen on the next load.
+//!
+//! Security headers: each HTML page carries its own Content-Security-Policy
+//! (`Page::policy`), set here rather than by the host so it holds under
+//! Spin too; every response carries `Referrer-Policy: same-origin`.
 
 use std::borrow::Cow;
 
@@ -45,6 +49,17 @@ impl Asset {
     }
 }
 
+/// What the component serves: the embedded files, and what the dashboard
+/// may connect to besides its own origin.
+#[derive(Debug, Clone, Copy)]
+pub struct Site<'a> {
+    pub assets: &'a [Asset],
+    /// Extra `connect-src` sources for the dashboard, space-separated: the
+    /// trace collector's origin when the build names one
+    /// (`VITE_OTEL_EXPORTER_OTLP_ENDPOINT`), else empty.
+    pub connect_src: &'a str,
+}
+
 /// The request facts the rules look at.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Request<'a> {
@@ -66,41 +81,118 @@ pub struct Reply {
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 
-pub fn serve(assets: &[Asset], request: Request<'_>) -> Reply {
+/// `same-origin`: the pages talk only to their own origin, which keeps the
+/// full `Referer` (and a real `Origin` on a same-origin form post, which
+/// `no-referrer` turns into `null`); any other site, a link out or the
+/// optional trace collector, gets none, not even the origin the browsers'
+/// default (`strict-origin-when-cross-origin`) would send.
+const REFERRER_POLICY: &str = "same-origin";
+
+/// An HTML page, served with its own Content-Security-Policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Page {
+    /// `index.html`: the React dashboard.
+    Dashboard,
+    /// `api-docs.html`: Swagger UI.
+    ApiDocs,
+}
+
+impl Page {
+    /// Only what the page loads, nothing by default. Both pages are built by
+    /// vite into same-origin script and style files (no inline code, no
+    /// `eval`), talk only to this origin, submit every form through script
+    /// (`form-action 'none'`: a native submission would put the fields, a
+    /// password among them, into a URL), and are never framed.
+    fn policy(self, connect_src: &str) -> String {
+        let (style_src, img_src, connect_extra) = match self {
+            // No inline style and no `data:` image: its CSS has no `url()`.
+            Page::Dashboard => ("'self'", "'self'", connect_src),
+            // Swagger UI sets inline styles, and its stylesheet draws icons
+            // from `data:` URLs. It sends no spans.
+            Page::ApiDocs => ("'self' 'unsafe-inline'", "'self' data:", ""),
+        };
+        let space = if connect_extra.is_empty() { "" } else { " " };
+        format!(
+            "default-src 'none'; script-src 'self'; style-src {style_src}; img-src {img_src}; \
+             connect-src 'self'{space}{connect_extra}; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'"
+        )
+    }
+}
+
+/// One embedded file to answer with: its path in the table, how long it may
+/// be cached, and the page it is, if it is one.
+struct File<'a> {
+    path: &'a str,
+    cache: &'static str,
+    page: Option<Page>,
+}
+
+pub fn serve(site: Site<'_>, request: Request<'_>) -> Reply {
+    let mut reply = answer(site, request);
+    reply
+        .headers
+        .push(("referrer-policy", REFERRER_POLICY.to_string()));
+    reply
+}
+
+fn answer(site: Site<'_>, request: Request<'_>) -> Reply {
     // The route table owns `/openapi.json` and `/api-docs` (and their 405s).
-    let (path, cache) = match routes::resolve(request.method, request.path) {
-        Ok(matched) if matched.endpoint == Endpoint::OpenApiDocument => {
-            ("/openapi.json", REVALIDATE)
-        }
-        Ok(matched) if matched.endpoint == Endpoint::ApiDocsPage => ("/api-docs.html", REVALIDATE),
+    let file = match routes::resolve(request.method, request.path) {
+        Ok(matched) if matched.endpoint == Endpoint::OpenApiDocument => File {
+            path: "/openapi.json",
+            cache: REVALIDATE,
+            page: None,
+        },
+        Ok(matched) if matched.endpoint == Endpoint::ApiDocsPage => File {
+            path: "/api-docs.html",
+            cache: REVALIDATE,
+            page: Some(Page::ApiDocs),
+        },
         Err(ApiError::MethodNotAllowed(allow)) => return method_not_allowed(&allow.join(", ")),
         // Any other API path is routed to its own component, never here.
-        _ => match page_for(request.path) {
-            Some(page) => page,
+        _ => match dashboard_file(request.path) {
+            Some(file) => file,
             None => return not_found(),
         },
     };
     if !matches!(request.method, "GET" | "HEAD") {
         return method_not_allowed("GET, HEAD");
     }
-    match assets.iter().find(|a| a.path == path) {
-        Some(asset) => representation(asset, cache, request),
+    match site.assets.iter().find(|a| a.path == file.path) {
+        Some(asset) => {
+            let policy = file.page.map(|page| page.policy(site.connect_src));
+            representation(asset, file.cache, policy, request)
+        }
         None => not_found(),
     }
 }
 
-/// The embedded file a dashboard path names, and how long it may be cached.
-fn page_for(path: &str) -> Option<(&str, &'static str)> {
+/// The embedded file a dashboard path names.
+fn dashboard_file(path: &str) -> Option<File<'_>> {
     if path == "/" || path == "/app" || path.starts_with("/app/") {
-        Some(("/index.html", REVALIDATE))
+        Some(File {
+            path: "/index.html",
+            cache: REVALIDATE,
+            page: Some(Page::Dashboard),
+        })
     } else if path.starts_with("/assets/") && !path.ends_with('/') {
-        Some((path, IMMUTABLE))
+        Some(File {
+            path,
+            cache: IMMUTABLE,
+            page: None,
+        })
     } else {
         None
     }
 }
 
-fn representation(asset: &Asset, cache: &'static str, request: Request<'_>) -> Reply {
+fn representation(
+    asset: &Asset,
+    cache: &'static str,
+    policy: Option<String>,
+    request: Request<'_>,
+) -> Reply {
     let encoding = preferred_encoding(request.accept_encoding.unwrap_or_default(), asset);
     let etag = match encoding.coding() {
         Some(coding) => format!("\"{}-{coding}\"", asset.etag),
@@ -112,6 +204,9 @@ fn representation(asset: &Asset, cache: &'static str, request: Request<'_>) -> R
         ("etag", etag.clone()),
         ("x-content-type-options", "nosniff".to_string()),
     ];
+    if let Some(policy) = policy {
+        headers.push(("content-security-policy", policy));
+    }
     if asset.gzip().is_some() || asset.brotli.is_some() {
         headers.push(("vary", "accept-encoding".to_string()));
     }
@@ -314,9 +409,16 @@ mod tests {
         ]
     });
 
+    fn site() -> Site<'static> {
+        Site {
+            assets: &ASSETS,
+            connect_src: "",
+        }
+    }
+
     fn get(path: &str) -> Reply {
         serve(
-            &ASSETS,
+            site(),
             Request {
                 method: "GET",
                 path,
@@ -350,6 +452,142 @@ mod tests {
         }
     }
 
+    /// A policy's directives by name, each with its sources.
+    fn directives(policy: &str) -> Vec<(&str, Vec<&str>)> {
+        policy
+            .split(';')
+            .map(|directive| {
+                let mut words = directive.split_whitespace();
+                (words.next().unwrap_or_default(), words.collect())
+            })
+            .collect()
+    }
+
+    fn policy_of(reply: &Reply) -> &str {
+        header(reply, "content-security-policy").expect("a content-security-policy")
+    }
+
+    const DASHBOARD_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+        img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+        frame-ancestors 'none'";
+
+    #[test]
+    fn the_dashboard_policy_allows_nothing_inline() {
+        for path in ["/", "/app", "/app/", "/app/items", "/app/users/3/edit"] {
+            let reply = get(path);
+            assert_eq!(policy_of(&reply), DASHBOARD_POLICY, "{path}");
+            for (name, sources) in directives(policy_of(&reply)) {
+                assert!(
+                    sources.iter().all(|s| !s.starts_with("'unsafe-")
+                        && !["data:", "blob:", "*"].contains(s)),
+                    "{path}: {name} {sources:?}"
+                );
+            }
+        }
+        // Revalidated and HEAD answers carry it too.
+        let head = serve(
+            site(),
+            Request {
+                method: "HEAD",
+                path: "/app/items",
+                ..Default::default()
+            },
+        );
+        assert_eq!(policy_of(&head), DASHBOARD_POLICY);
+        let fresh = serve(
+            site(),
+            Request {
+                method: "GET",
+                path: "/",
+                if_none_match: Some("\"aa\""),
+                ..Default::default()
+            },
+        );
+        assert_eq!((fresh.status, policy_of(&fresh)), (304, DASHBOARD_POLICY));
+    }
+
+    #[test]
+    fn the_api_docs_policy_adds_only_what_swagger_ui_needs() {
+        for path in ["/api-docs", "/api-docs/"] {
+            let reply = get(path);
+            assert_eq!(reply.status, 200, "{path}");
+            assert_eq!(
+                policy_of(&reply),
+                "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                 img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+                 frame-ancestors 'none'",
+                "{path}"
+            );
+            // Beside the dashboard's: inline styles and `data:` images, nothing else.
+            let dashboard = directives(DASHBOARD_POLICY);
+            let loosened: Vec<_> = directives(policy_of(&reply))
+                .into_iter()
+                .filter(|directive| !dashboard.contains(directive))
+                .collect();
+            assert_eq!(
+                loosened,
+                [
+                    ("style-src", vec!["'self'", "'unsafe-inline'"]),
+                    ("img-src", vec!["'self'", "data:"]),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn the_dashboard_may_reach_the_trace_collector_a_build_names() {
+        let site = Site {
+            assets: &ASSETS,
+            connect_src: "http://localhost:4318",
+        };
+        let request = |path| Request {
+            method: "GET",
+            path,
+            ..Default::default()
+        };
+        let connect_src = |path| {
+            directives(policy_of(&serve(site, request(path))))
+                .into_iter()
+                .find(|(name, _)| *name == "connect-src")
+                .map(|(_, sources)| sources.join(" "))
+        };
+        assert_eq!(
+            connect_src("/app/items").as_deref(),
+            Some("'self' http://localhost:4318")
+        );
+        // Swagger UI sends no spans.
+        assert_eq!(connect_src("/api-docs").as_deref(), Some("'self'"));
+    }
+
+    #[test]
+    fn only_pages_carry_a_policy_and_every_answer_a_referrer_policy() {
+        for path in [
+            "/assets/app-1234.js",
+            "/assets/logo-1234.svg",
+            "/openapi.json",
+            "/nope",
+        ] {
+            let reply = get(path);
+            assert_eq!(header(&reply, "content-security-policy"), None, "{path}");
+            assert_eq!(header(&reply, "referrer-policy"), Some("same-origin"));
+        }
+        for path in ["/", "/api-docs"] {
+            assert_eq!(header(&get(path), "referrer-policy"), Some("same-origin"));
+        }
+        let post = serve(
+            site(),
+            Request {
+                method: "POST",
+                path: "/",
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            (post.status, header(&post, "referrer-policy")),
+            (405, Some("same-origin"))
+        );
+    }
+
     #[test]
     fn hashed_assets_are_immutable() {
         let reply = get("/assets/app-1234.js");
@@ -374,7 +612,7 @@ mod tests {
             assert_eq!(header(&reply, "content-type"), Some("application/json"));
         }
         let post = serve(
-            &ASSETS,
+            site(),
             Request {
                 method: "POST",
                 path: "/somewhere",
@@ -387,7 +625,7 @@ mod tests {
     #[test]
     fn pages_answer_get_and_head_only() {
         let reply = serve(
-            &ASSETS,
+            site(),
             Request {
                 method: "POST",
                 path: "/app/items",
@@ -397,7 +635,7 @@ mod tests {
         assert_eq!(reply.status, 405);
         assert_eq!(header(&reply, "allow"), Some("GET, HEAD"));
         let reply = serve(
-            &ASSETS,
+            site(),
             Request {
                 method: "DELETE",
                 path: "/openapi.json",
@@ -409,7 +647,7 @@ mod tests {
             (405, Some("GET, HEAD"))
         );
         let head = serve(
-            &ASSETS,
+            site(),
             Request {
                 method: "HEAD",
                 path: "/",
@@ -433,7 +671,7 @@ mod tests {
     fn negotiates_brotli_then_gzip() {
         let with = |accept: &str| {
             serve(
-                &ASSETS,
+                site(),
                 Request {
                     method: "GET",
                     path: "/",
@@ -463,7 +701,7 @@ mod tests {
         assert_eq!(header(&none, "vary"), Some("accept-encoding"));
         // The document has no brotli form: gzip is the best it can do.
         let doc = serve(
-            &ASSETS,
+            site(),
             Request {
                 method: "GET",
                 path: "/openapi.json",
@@ -482,14 +720,14 @@ mod tests {
             accept_encoding: accept,
             if_none_match: Some(tag),
         };
-        let fresh = serve(&ASSETS, request(Some("br"), "\"aa-br\""));
+        let fresh = serve(site(), request(Some("br"), "\"aa-br\""));
         assert_eq!((fresh.status, &*fresh.body), (304, &b""[..]));
         // A gzip ETag does not validate the brotli representation.
         assert_eq!(
-            serve(&ASSETS, request(Some("br"), "\"aa-gzip\"")).status,
+            serve(site(), request(Some("br"), "\"aa-gzip\"")).status,
             200
         );
-        assert_eq!(serve(&ASSETS, request(None, "\"x\", \"aa\"")).status, 304);
+        assert_eq!(serve(site(), request(None, "\"x\", \"aa\"")).status, 304);
     }
 
     #[test]
@@ -497,7 +735,7 @@ mod tests {
         let script = long_script();
         let with = |accept: Option<&'static str>| {
             serve(
-                &ASSETS,
+                site(),
                 Request {
                     method: "GET",
                     path: "/assets/app-1234.js",
@@ -534,13 +772,13 @@ mod tests {
             accept_encoding: Some(accept),
             ..Default::default()
         };
-        let plain = serve(&ASSETS, request("gzip"));
+        let plain = serve(site(), request("gzip"));
         assert_eq!(
             (&*plain.body, header(&plain, "content-encoding")),
             (&b"<svg/>"[..], None)
         );
         assert_eq!(header(&plain, "vary"), Some("accept-encoding"));
-        let br = serve(&ASSETS, request("gzip, br"));
+        let br = serve(site(), request("gzip, br"));
         assert_eq!(&*br.body, b"br-svg");
     }
 
@@ -552,11 +790,11 @@ mod tests {
             if_none_match: tag,
             ..Default::default()
         };
-        let reply = serve(&ASSETS, request(None));
+        let reply = serve(site(), request(None));
         assert_eq!(reply.status, 500);
         assert_eq!(&*reply.body, br#"{"detail":"Internal Server Error"}"#);
         // Revalidating never inflates.
-        assert_eq!(serve(&ASSETS, request(Some("\"ff\""))).status, 304);
+        assert_eq!(serve(site(), request(Some("\"ff\""))).status, 304);
     }
 
     #[test]
