@@ -67,7 +67,10 @@ async fn postgres_connect_options_cannot_leave_the_grant() {
     ] {
         let (status, body) = pg(&host, address, "SELECT 1").await;
         assert_eq!(status, 409, "{address} was allowed: {body}");
-        assert_eq!(body["error"]["kind"], "connection-failed", "{address}: {body}");
+        assert_eq!(
+            body["error"]["kind"], "connection-failed",
+            "{address}: {body}"
+        );
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(named), "{address}: {message}");
     }
