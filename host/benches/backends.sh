@@ -51,6 +51,8 @@ source = "$PWD/components/fixture/fixture.wasm"
 allowed_outbound_hosts = ["postgres://127.0.0.1:5432", "redis://127.0.0.1:6379"]
 TOML
 printf "[outbound_pg]\nmax_connections = ${PG_POOL:-16}\n" > "$work/rc.toml"
+# Rate limiting off, as for every figure in the README (wrk is one client).
+printf "[rate_limit]\nenabled = false\n" > "$work/nexa.toml"
 # Port 0: the system picks a free port (runs may overlap with tests or other
 # runs); the host prints the address it got.
 "$nexa" up -f "$work/spin.toml" --runtime-config-file "$work/rc.toml" --state-dir "$work/state" --listen 127.0.0.1:0 2>"$work/log" &

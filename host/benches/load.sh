@@ -21,9 +21,12 @@ nexa="${NEXA:-$target_dir/release/nexa}"
 "$nexa" build >/dev/null 2>&1
 
 state="$(mktemp -d)"
+# The repository's nexa.toml with rate limiting off: every figure here is
+# measured without it (a load generator is one client, and would be limited).
+{ cat nexa.toml; printf '\n[rate_limit]\nenabled = false\n'; } > "$state/nexa.toml"
 # Port 0: the system picks a free port (runs may overlap with tests or other
 # runs); the host prints the address it got.
-"$nexa" up --runtime-config-file runtime-config.dev.toml --state-dir "$state" --listen 127.0.0.1:0 2>"$state/log" &
+"$nexa" up --runtime-config-file runtime-config.dev.toml --host-config-file "$state/nexa.toml" --state-dir "$state" --listen 127.0.0.1:0 2>"$state/log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$state"' EXIT
 address=""
