@@ -88,7 +88,10 @@ impl AppDir {
     /// trip the limiter (the rate-limit tests configure it, and
     /// `rate_limit::default_app` copies the repository's file as is).
     pub fn write(&self, name: &str, text: &str) -> &Self {
-        let text = if name == "nexa.toml" && !text.contains("[rate_limit") {
+        let configures_limits = text
+            .lines()
+            .any(|line| line.trim_start().starts_with("[rate_limit"));
+        let text = if name == "nexa.toml" && !configures_limits {
             format!("{text}\n[rate_limit]\nenabled = false\n")
         } else {
             text.to_string()
