@@ -47,7 +47,8 @@ function nexaBinary() {
 export async function startHost({ variables = {} } = {}) {
   const port = await freePort();
   const stateDir = mkdtempSync(join(tmpdir(), 'nexa-e2e-'));
-  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' };
+  // A free admin port: nothing else may hold the default one.
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NEXA_ADMIN_LISTEN: '127.0.0.1:0' };
   for (const [name, value] of Object.entries(variables)) {
     env[`SPIN_VARIABLE_${name.toUpperCase()}`] = String(value);
   }

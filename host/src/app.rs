@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -292,6 +292,7 @@ pub fn pre_instantiate(
         .map_err(anyhow::Error::from)
         .with_context(|| format!("component \"{id}\": not a wasi:http/handler@0.3.0 component"))?;
     let instances = ComponentInstances {
+        id: id.clone(),
         engine: engine.clone(),
         pre: ProxyPre::P3(pre),
         grants: plan.grants,
@@ -331,6 +332,7 @@ impl From<&HostConfig> for InstanceLimits {
 /// for up to `max_reuse` requests (`max_concurrent_reuse` at once) and retires
 /// it after a trap or timeout.
 pub struct ComponentInstances {
+    id: String,
     engine: Engine,
     pre: ProxyPre<StoreData>,
     grants: ComponentGrants,
@@ -357,13 +359,18 @@ impl HandlerState for ComponentInstances {
         // requests get a turn even while this guest computes.
         store.epoch_deadline_async_yield_and_update(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
+        let metrics = crate::metrics::Metrics::global();
+        metrics.instantiations.with_label_values(&[&self.id]).inc();
+        metrics.live_instances.with_label_values(&[&self.id]).inc();
         Ok(Instance {
             store,
             proxy,
             view: <StoreData as WasiHttpView>::http,
             expiration: InstanceExpiration::new(self.limits),
             state: InstanceWorker {
+                component: self.id.clone(),
                 limits: self.limits,
+                served: AtomicUsize::new(0),
             },
         })
     }
@@ -371,7 +378,10 @@ impl HandlerState for ComponentInstances {
 
 /// Per-instance policy: how many requests it takes and when one expires.
 pub struct InstanceWorker {
+    component: String,
     limits: InstanceLimits,
+    /// Requests started on this instance, for the reuse metric.
+    served: AtomicUsize,
 }
 
 /// When one request must have its response: set once at the edge (or by the
@@ -412,10 +422,20 @@ impl WorkerState for InstanceWorker {
         deadline: Deadline,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        if self.served.fetch_add(1, Ordering::Relaxed) > 0 {
+            crate::metrics::Metrics::global()
+                .instance_reuses
+                .with_label_values(&[&self.component])
+                .inc();
+        }
         Box::pin(tokio::time::sleep_until(deadline.0))
     }
 
     fn drop(&self, _store: Store<StoreData>, result: wasmtime::Result<()>) {
+        crate::metrics::Metrics::global()
+            .live_instances
+            .with_label_values(&[&self.component])
+            .dec();
         if let Err(error) = result {
             tracing::warn!(error = %format!("{error:#}"), "instance retired after a fault");
         }

@@ -119,6 +119,7 @@ impl ArtifactCache {
             match unsafe { Component::deserialize_file(engine, &artifact) } {
                 Ok(component) => {
                     self.stats.loaded.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::Metrics::global().artifact_cache_hits.inc();
                     tracing::info!(
                         component = name,
                         artifact = %artifact.display(),
@@ -142,6 +143,11 @@ impl ArtifactCache {
         // SAFETY: these bytes were produced by this engine a moment ago.
         let component = unsafe { Component::deserialize(engine, &compiled) }?;
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
+        let metrics = crate::metrics::Metrics::global();
+        metrics.artifact_cache_misses.inc();
+        metrics
+            .compile_seconds
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(
             component = name,
             elapsed_ms = started.elapsed().as_millis() as u64,

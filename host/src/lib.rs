@@ -9,11 +9,13 @@ pub mod config;
 pub mod spin_bindings {
     include!(concat!(env!("OUT_DIR"), "/spin_bindings.rs"));
 }
+pub mod admin;
 pub mod app;
 pub mod builder;
 pub mod contract;
 pub mod edge;
 pub mod engine;
+pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod store;

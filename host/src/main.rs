@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use nexa_host::admin::{AdminListen, DEFAULT_ADMIN_LISTEN};
 use nexa_host::app::{App, AppOptions};
 use nexa_host::capabilities::calls::{CapabilityCallLayer, CapabilityCalls};
 use nexa_host::config::manifest::LoadedManifest;
@@ -44,6 +45,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:3000", env = "SPIN_HTTP_LISTEN_ADDR")]
         listen: SocketAddr,
+        /// Address of the admin listener (`/metrics`), or `off`. Default:
+        /// nexa.toml's `admin_listen`, else 127.0.0.1:9464.
+        #[arg(long, env = "NEXA_ADMIN_LISTEN")]
+        admin_listen: Option<AdminListen>,
         /// Run the components' build commands first.
         #[arg(long)]
         build: bool,
@@ -116,6 +121,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             host_config_file,
             state_dir,
             listen,
+            admin_listen,
             build,
         } => {
             if build {
@@ -131,22 +137,52 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 state_dir,
             })
             .await?;
+            let admin_listen = match admin_listen {
+                Some(admin) => admin,
+                None => app
+                    .host
+                    .admin_listen
+                    .as_deref()
+                    .unwrap_or(DEFAULT_ADMIN_LISTEN)
+                    .parse()
+                    .map_err(anyhow::Error::msg)?,
+            };
+            let admin = match admin_listen {
+                AdminListen::Off => None,
+                AdminListen::At(address) => Some(
+                    tokio::net::TcpListener::bind(address)
+                        .await
+                        .with_context(|| format!("binding the admin listener to {address}"))?,
+                ),
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let address = listener.local_addr()?;
-            tracing::info!(
-                app = %app.name,
-                components = app.components.len(),
-                startup_ms = started.elapsed().as_millis() as u64,
-                "serving on http://{address}"
-            );
-            eprintln!("Serving http://{address}");
+            let (name, components) = (app.name.clone(), app.components.len());
             match nexa_host::edge::listener::raise_open_file_limit() {
                 Ok(limit) => tracing::info!(open_files = limit, "open-file limit"),
                 Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
             }
             let state = nexa_host::server::ServerState::new(app)?;
+            // The admin address is printed before "Serving": whoever waits for
+            // that line can read both.
+            match admin {
+                Some(admin) => {
+                    let admin_address = admin.local_addr()?;
+                    tracing::info!("admin listener on http://{admin_address} (/metrics)");
+                    eprintln!("Admin http://{admin_address}");
+                    tokio::spawn(nexa_host::admin::serve(admin, state.clone()));
+                }
+                None => tracing::info!("admin listener off"),
+            }
+            tracing::info!(
+                app = %name,
+                components,
+                startup_ms = started.elapsed().as_millis() as u64,
+                "serving on http://{address}"
+            );
+            eprintln!("Serving http://{address}");
             nexa_host::server::serve(state, listener).await
         }
         Command::Build { manifest } => {

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -42,6 +42,7 @@ use crate::edge::browser;
 use crate::edge::client::{Client, ClientResolver, Scheme};
 use crate::edge::listener::{self, ConnectionLimits, ConnectionStats};
 use crate::edge::rate_limit::{Decision, RateLimiter, SubjectVerifier};
+use crate::metrics::Metrics;
 use crate::routes::{RouteMatch, header_value, is_spin_header};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -164,7 +165,10 @@ pub enum HostError {
     #[error("The component did not respond within {0} ms")]
     Timeout(u128),
     #[error("The component failed while handling the request")]
-    ComponentFailed,
+    ComponentFailed {
+        /// It ran out of its memory limit (for the metrics; never shown).
+        memory: bool,
+    },
     #[error("The component could not be started; retry shortly")]
     Unavailable,
 }
@@ -180,7 +184,29 @@ impl HostError {
             HostError::CrossSite(_) => StatusCode::FORBIDDEN,
             HostError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             HostError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            HostError::ComponentFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            HostError::ComponentFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Counts what the metrics distinguish: shed requests, refusals by the
+    /// rate limiter, and component failures by kind.
+    fn record(&self, metrics: &Metrics, component: &str) {
+        match self {
+            HostError::Overloaded => metrics.shed.with_label_values(&["overloaded"]).inc(),
+            HostError::BodyTimeout(_) => metrics.shed.with_label_values(&["timeout"]).inc(),
+            HostError::RateLimited(decision) => metrics
+                .rate_limited
+                .with_label_values(&[decision.class.name()])
+                .inc(),
+            HostError::Timeout(_) => metrics
+                .traps
+                .with_label_values(&[component, "deadline"])
+                .inc(),
+            HostError::ComponentFailed { memory } => metrics
+                .traps
+                .with_label_values(&[component, if *memory { "memory" } else { "trap" }])
+                .inc(),
+            _ => {}
         }
     }
 
@@ -300,12 +326,34 @@ async fn dispatch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
+    let metrics = Metrics::global();
+    let started = Instant::now();
+    metrics.active_requests.inc();
     let id = request_id_of(&request);
+    let method = request.method().clone();
     let client = state.clients.resolve(peer, request.headers());
-    match handle(&state, client, request, &id).await {
+    let route = state.app.routes.route(request.uri().path());
+    // Labels: the route as spin.toml declares it, never the raw path.
+    let (route_label, component_label) = match &route {
+        Some(route) => (route.route().to_string(), route.component().to_string()),
+        None => ("unmatched".to_string(), "none".to_string()),
+    };
+    let response = match handle(&state, client, route, request, &id).await {
         Ok(response) => response,
-        Err(error) => error.into_response_with_id(&id),
-    }
+        Err(error) => {
+            error.record(metrics, &component_label);
+            error.into_response_with_id(&id)
+        }
+    };
+    metrics.active_requests.dec();
+    metrics.request_done(
+        &route_label,
+        &method,
+        response.status(),
+        &component_label,
+        started.elapsed(),
+    );
+    response
 }
 
 /// Reads the whole (size-limited) body before the request takes a
@@ -349,16 +397,13 @@ async fn acquire(
 async fn handle(
     state: &ServerState,
     client: Client,
+    route: Option<RouteMatch<'_>>,
     request: Request<Body>,
     id: &HeaderValue,
 ) -> Result<Response, HostError> {
     let host = &state.app.host;
     let deadline = Deadline::after(host.request_timeout());
-    let route = state
-        .app
-        .routes
-        .route(request.uri().path())
-        .ok_or(HostError::NoRoute)?;
+    let route = route.ok_or(HostError::NoRoute)?;
     let component = state
         .app
         .components
@@ -496,7 +541,10 @@ async fn call(
             {
                 return Err(HostError::Unavailable);
             }
-            Err(HostError::ComponentFailed)
+            // A failed allocation past the limit surfaces as a trap whose
+            // chain names the memory; the client is told no more either way.
+            let memory = format!("{error:#}").contains("memory");
+            Err(HostError::ComponentFailed { memory })
         }
     }
 }
@@ -531,7 +579,10 @@ impl ServiceChaining for ServerState {
             let component = components.get(&id).expect("checked above");
             Ok(match call(component, deadline, timeout, request).await {
                 Ok(response) => response,
-                Err(error) => error.into_wasi_response(&request_id),
+                Err(error) => {
+                    error.record(Metrics::global(), &id);
+                    error.into_wasi_response(&request_id)
+                }
             })
         }))
     }

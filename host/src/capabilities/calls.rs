@@ -6,8 +6,10 @@
 //! holds the outcome. Outbound HTTP, which wasmtime-wasi-http links, opens the
 //! same span in its hook. [`CapabilityCallLayer`] is a `tracing` layer that
 //! sees only those spans and events: it times each call and counts it by
-//! capability, operation and outcome in [`CapabilityCalls`]. Metrics and trace
-//! export build on this hook; no capability function records anything itself.
+//! capability, operation and outcome in [`CapabilityCalls`] and in the
+//! Prometheus metrics (`capability_calls_total`,
+//! `capability_call_duration_seconds`); trace export builds on the same hook.
+//! No capability function records anything itself.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -47,6 +49,36 @@ pub struct OperationStats {
     pub trap: AtomicU64,
     /// Time spent in calls, in nanoseconds.
     pub busy_nanos: AtomicU64,
+    /// The same, as Prometheus metrics: handles resolved once per call site.
+    exported: ExportedStats,
+}
+
+/// One operation's Prometheus series.
+#[derive(Debug)]
+struct ExportedStats {
+    ok: prometheus::IntCounter,
+    error: prometheus::IntCounter,
+    trap: prometheus::IntCounter,
+    duration: prometheus::Histogram,
+}
+
+impl ExportedStats {
+    fn new(capability: &str, operation: &str) -> Self {
+        let metrics = crate::metrics::Metrics::global();
+        let calls = |result: &str| {
+            metrics
+                .capability_calls
+                .with_label_values(&[capability, operation, result])
+        };
+        Self {
+            ok: calls("ok"),
+            error: calls("error"),
+            trap: calls("trap"),
+            duration: metrics
+                .capability_call_duration
+                .with_label_values(&[capability, operation]),
+        }
+    }
 }
 
 /// A snapshot of one operation's counters.
@@ -85,8 +117,10 @@ impl CapabilityCalls {
         }
         let mut names = CallNames::default();
         attributes.record(&mut names);
+        let capability = capability_name(&names.module).to_string();
         let stats = Arc::new(OperationStats {
-            capability: capability_name(&names.module).to_string(),
+            exported: ExportedStats::new(&capability, &names.function),
+            capability,
             operation: names.function,
             ok: AtomicU64::new(0),
             error: AtomicU64::new(0),
@@ -236,13 +270,16 @@ where
             return;
         };
         let stats = &in_flight.stats;
-        let counter = match in_flight.outcome {
-            Outcome::Ok => &stats.ok,
-            Outcome::Error => &stats.error,
-            Outcome::Trap => &stats.trap,
+        let (counter, exported) = match in_flight.outcome {
+            Outcome::Ok => (&stats.ok, &stats.exported.ok),
+            Outcome::Error => (&stats.error, &stats.exported.error),
+            Outcome::Trap => (&stats.trap, &stats.exported.trap),
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(in_flight.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        exported.inc();
+        let elapsed = in_flight.started.elapsed();
+        stats.exported.duration.observe(elapsed.as_secs_f64());
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         stats.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 }

@@ -62,6 +62,9 @@ pub struct HostConfig {
     pub rate_limit: RateLimitConfig,
     /// Cross-origin access (`[cors]`). Default: same origin only.
     pub cors: CorsConfig,
+    /// Where the admin listener (`/metrics`) listens: `host:port`, or `off`.
+    /// `--admin-listen` overrides it. Default 127.0.0.1:9464.
+    pub admin_listen: Option<String>,
     /// Per-component limits, by component id (`[component.<id>]`). Default: none.
     pub component: BTreeMap<String, ComponentLimits>,
 }
@@ -99,6 +102,7 @@ impl Default for HostConfig {
             public_url: None,
             rate_limit: RateLimitConfig::default(),
             cors: CorsConfig::default(),
+            admin_listen: None,
             component: BTreeMap::new(),
         }
     }
@@ -119,6 +123,11 @@ impl HostConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.public_url()?;
         self.cors.origins()?;
+        if let Some(admin) = &self.admin_listen {
+            admin
+                .parse::<crate::admin::AdminListen>()
+                .map_err(|e| format!("admin_listen: {e}"))?;
+        }
         Ok(())
     }
 

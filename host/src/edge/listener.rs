@@ -88,6 +88,10 @@ pub async fn serve(
             }
             Err(_) => {
                 stats.shed.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::Metrics::global()
+                    .shed
+                    .with_label_values(&["connections"])
+                    .inc();
                 tokio::spawn(refuse_connection(tcp, limits.header_read_timeout));
             }
         }

@@ -497,6 +497,9 @@ impl RateLimiter {
             }
             failed => {
                 self.stats.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::Metrics::global()
+                    .rate_limit_redis_fallbacks
+                    .inc();
                 if !redis.degraded.swap(true, Ordering::Relaxed) {
                     let reason = match failed {
                         Ok(Err(error)) => error.to_string(),

@@ -16,6 +16,7 @@ mod connections;
 mod edge;
 mod isolation;
 mod items;
+mod metrics;
 mod outbound_http;
 mod postgres;
 mod rate_limit;

@@ -272,6 +272,8 @@ impl<'a> Script<'a> {
             .current_dir(&self.cwd)
             .env("NEXA", env!("CARGO_BIN_EXE_nexa"))
             .env("WORK", self.work)
+            // A free admin port each: README blocks and other tests run at once.
+            .env("NEXA_ADMIN_LISTEN", "127.0.0.1:0")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .process_group(0);

@@ -116,6 +116,8 @@ impl AppDir {
             .arg("-f")
             .arg(self.path("spin.toml"))
             .args(["--listen", "127.0.0.1:0"])
+            // Each host its own admin address (tests run several at once).
+            .env("NEXA_ADMIN_LISTEN", "127.0.0.1:0")
             .args(extra_args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -128,10 +130,15 @@ impl AppDir {
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let admin = Arc::new(Mutex::new(None));
         {
             let log = log.clone();
+            let admin = admin.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(address) = line.strip_prefix("Admin http://") {
+                        *admin.lock().unwrap() = Some(address.trim().to_string());
+                    }
                     if let Some(address) = line.strip_prefix("Serving http://") {
                         let _ = address_tx.send(address.trim().to_string());
                     }
@@ -142,9 +149,11 @@ impl AppDir {
             });
         }
         let address = address_rx.recv_timeout(Duration::from_secs(60)).ok();
+        let admin = admin.lock().unwrap().clone();
         Host {
             child,
             address,
+            admin,
             log,
         }
     }
@@ -156,6 +165,7 @@ impl AppDir {
             .arg("-f")
             .arg(self.path("spin.toml"))
             .args(["--listen", "127.0.0.1:0"])
+            .env("NEXA_ADMIN_LISTEN", "127.0.0.1:0")
             .args(extra_args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -178,6 +188,8 @@ impl AppDir {
 pub struct Host {
     pub child: Child,
     address: Option<String>,
+    /// The admin listener's address (`NEXA_ADMIN_LISTEN=127.0.0.1:0`).
+    admin: Option<String>,
     log: Arc<Mutex<String>>,
 }
 
@@ -192,6 +204,15 @@ impl Host {
 
     pub fn address(&self) -> &str {
         self.address.as_deref().expect("host started")
+    }
+
+    /// A URL on the host's admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self
+            .admin
+            .as_deref()
+            .unwrap_or_else(|| panic!("no admin listener:\n{}", self.log()));
+        format!("http://{admin}{path}")
     }
 
     pub fn log(&self) -> String {

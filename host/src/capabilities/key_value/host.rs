@@ -83,7 +83,15 @@ impl<T> key_value::HostStoreWithStore<T> for KeyValue {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let backend = backend(accessor, &store)?;
-        Ok(backend.get(key).await.map_err(other))
+        let found = backend.get(key).await.map_err(other);
+        if let Ok(value) = &found {
+            let result = if value.is_some() { "hit" } else { "miss" };
+            crate::metrics::Metrics::global()
+                .key_value_lookups
+                .with_label_values(&[result])
+                .inc();
+        }
+        Ok(found)
     }
 
     async fn set(

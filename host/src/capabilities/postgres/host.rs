@@ -83,10 +83,14 @@ async fn open(
         .state
         .pool(&parsed, &address, ca_root.as_deref())
         .map_err(Error::ConnectionFailed)?;
+    let waiting = std::time::Instant::now();
     let connection = pool
         .acquire()
         .await
         .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+    crate::metrics::Metrics::global()
+        .postgres_pool_acquire
+        .observe(waiting.elapsed().as_secs_f64());
     Ok(OpenPgConnection {
         connection: Arc::new(Mutex::new(connection)),
     })

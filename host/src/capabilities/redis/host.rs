@@ -12,6 +12,8 @@ use crate::spin_bindings::spin::redis::redis::{self, Error, Payload, RedisParame
 /// A guest's handle on the shared connection for one address.
 pub struct OpenRedisConnection {
     connection: ConnectionManager,
+    /// `host:port`, without credentials: the metrics' label.
+    address: Arc<str>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -70,6 +72,7 @@ fn open(grant: &RedisGrant, address: &str) -> Result<OpenRedisConnection, Error>
     })?;
     Ok(OpenRedisConnection {
         connection,
+        address: format!("{host}:{}", port.unwrap_or_default()).into(),
         _permit: permit,
     })
 }
@@ -81,8 +84,23 @@ fn other(error: ::redis::RedisError) -> Error {
 fn connection<T>(
     accessor: &Accessor<T, Redis>,
     handle: &Resource<OpenRedisConnection>,
-) -> wasmtime::Result<ConnectionManager> {
-    accessor.with(|mut access| Ok(access.get().table.get(handle)?.connection.clone()))
+) -> wasmtime::Result<(ConnectionManager, Arc<str>)> {
+    accessor.with(|mut access| {
+        let open = access.get().table.get(handle)?;
+        Ok((open.connection.clone(), open.address.clone()))
+    })
+}
+
+/// Records whether the address answered (a server error is an answer).
+fn observed<V>(address: &str, result: ::redis::RedisResult<V>) -> ::redis::RedisResult<V> {
+    let unreachable = result.as_ref().is_err_and(|e| {
+        e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped()
+    });
+    crate::metrics::Metrics::global()
+        .redis_connection_up
+        .with_label_values(&[address])
+        .set(i64::from(!unreachable));
+    result
 }
 
 /// Flattens a reply into the WIT's list, as Spin does (nested arrays in order).
@@ -120,8 +138,8 @@ macro_rules! one_command {
             handle: Resource<OpenRedisConnection>,
             $($arg: $ty),*
         ) -> wasmtime::Result<Result<$out, Error>> {
-            let mut $c = connection(accessor, &handle)?;
-            Ok($call.await.map_err(other))
+            let (mut $c, address) = connection(accessor, &handle)?;
+            Ok(observed(&address, $call.await).map_err(other))
         }
     };
 }
@@ -163,13 +181,13 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        Ok(connection(accessor, &handle)?
-            .sadd(key, values)
-            .await
-            .map_err(|e| match e.kind() {
+        let (mut c, address) = connection(accessor, &handle)?;
+        Ok(
+            observed(&address, c.sadd(key, values).await).map_err(|e| match e.kind() {
                 ::redis::ErrorKind::UnexpectedReturnType => Error::TypeError,
                 _ => other(e),
-            }))
+            }),
+        )
     }
 
     async fn execute(
@@ -178,7 +196,7 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
-        let mut c = connection(accessor, &handle)?;
+        let (mut c, address) = connection(accessor, &handle)?;
         let mut cmd = ::redis::cmd(&command);
         for argument in arguments {
             match argument {
@@ -186,7 +204,7 @@ impl<T: Send> redis::HostConnectionWithStore<T> for Redis {
                 RedisParameter::Binary(bytes) => cmd.arg(bytes),
             };
         }
-        let reply: Value = match cmd.query_async(&mut c).await {
+        let reply: Value = match observed(&address, cmd.query_async(&mut c).await) {
             Ok(reply) => reply,
             Err(e) => return Ok(Err(other(e))),
         };

@@ -1,0 +1,322 @@
+//! Prometheus metrics of the host (the `prometheus` crate), served as text on
+//! the admin listener's `/metrics`. Labels are route templates, component
+//! ids, capability and operation names and small fixed sets (status class,
+//! method, outcome), never a raw path or a client: their number is bounded by
+//! the app, not by its traffic.
+//!
+//! One registry per process, like the `tracing` subscriber whose capability
+//! hook ([`crate::capabilities::calls`]) records into it.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Request-duration buckets: they include every SLO threshold
+/// (health 0.1 s, items 0.25 s, auth 1 s; see `observability/`).
+const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Capability-call buckets: from a key-value hit to a slow query.
+const CALL_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Every metric of the host.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub active_requests: IntGauge,
+    pub shed: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    pub rate_limit_redis_fallbacks: IntCounter,
+    pub instantiations: IntCounterVec,
+    pub instance_reuses: IntCounterVec,
+    pub live_instances: IntGaugeVec,
+    pub traps: IntCounterVec,
+    pub artifact_cache_hits: IntCounter,
+    pub artifact_cache_misses: IntCounter,
+    pub compile_seconds: Histogram,
+    pub capability_calls: IntCounterVec,
+    pub capability_call_duration: HistogramVec,
+    pub key_value_lookups: IntCounterVec,
+    pub postgres_pool_connections: IntGaugeVec,
+    pub postgres_pool_acquire: Histogram,
+    pub redis_connection_up: IntGaugeVec,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    let metric = HistogramVec::new(opts, labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    let metric = Histogram::with_opts(opts).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+impl Metrics {
+    /// The process's metrics.
+    pub fn global() -> &'static Metrics {
+        static METRICS: OnceLock<Metrics> = OnceLock::new();
+        METRICS.get_or_init(Metrics::new)
+    }
+
+    fn new() -> Self {
+        let r = Registry::new();
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            r.register(Box::new(process)).expect("registered once");
+        }
+        let build = IntGaugeVec::new(
+            Opts::new("nexa_build_info", "The host's version; always 1."),
+            &["version"],
+        )
+        .expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        r.register(Box::new(build)).expect("registered once");
+        let active_requests =
+            IntGauge::new("http_server_active_requests", "Requests being handled now.")
+                .expect("valid metric");
+        r.register(Box::new(active_requests.clone()))
+            .expect("registered once");
+        Self {
+            requests: counter_vec(
+                &r,
+                "http_server_requests_total",
+                "Requests answered, by spin.toml route, method, status class and component.",
+                &["route", "method", "status_class", "component"],
+            ),
+            request_duration: histogram_vec(
+                &r,
+                "http_server_request_duration_seconds",
+                "Time to the response's head, by route, method and component.",
+                &["route", "method", "component"],
+                REQUEST_BUCKETS,
+            ),
+            active_requests,
+            shed: counter_vec(
+                &r,
+                "requests_shed_total",
+                "Requests or connections refused to protect the host (overloaded, connections, timeout).",
+                &["reason"],
+            ),
+            rate_limited: counter_vec(
+                &r,
+                "rate_limited_total",
+                "Requests refused with 429 by the host's rate limiter, by class.",
+                &["class"],
+            ),
+            rate_limit_redis_fallbacks: counter(
+                &r,
+                "rate_limit_redis_fallbacks_total",
+                "Rate-limit checks made in-process because Redis did not answer.",
+            ),
+            instantiations: counter_vec(
+                &r,
+                "component_instantiations_total",
+                "Component instances created.",
+                &["component"],
+            ),
+            instance_reuses: counter_vec(
+                &r,
+                "component_instance_reuses_total",
+                "Requests served by an instance that had served one before.",
+                &["component"],
+            ),
+            live_instances: gauge_vec(
+                &r,
+                "component_live_instances",
+                "Component instances alive now.",
+                &["component"],
+            ),
+            traps: counter_vec(
+                &r,
+                "component_traps_total",
+                "Requests a component failed, by kind (trap, deadline, memory).",
+                &["component", "kind"],
+            ),
+            artifact_cache_hits: counter(
+                &r,
+                "artifact_cache_hits_total",
+                "Components loaded from the artifact cache.",
+            ),
+            artifact_cache_misses: counter(
+                &r,
+                "artifact_cache_misses_total",
+                "Components compiled because the artifact cache had none.",
+            ),
+            compile_seconds: histogram(
+                &r,
+                "component_compile_seconds",
+                "Time to compile one component.",
+                &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            ),
+            capability_calls: counter_vec(
+                &r,
+                "capability_calls_total",
+                "Host calls of the components, by capability, operation and result (ok, error, trap).",
+                &["capability", "op", "result"],
+            ),
+            capability_call_duration: histogram_vec(
+                &r,
+                "capability_call_duration_seconds",
+                "Time in host calls, by capability and operation.",
+                &["capability", "op"],
+                CALL_BUCKETS,
+            ),
+            key_value_lookups: counter_vec(
+                &r,
+                "key_value_lookups_total",
+                "Key-value gets, by result (hit, miss).",
+                &["result"],
+            ),
+            postgres_pool_connections: gauge_vec(
+                &r,
+                "postgres_pool_connections",
+                "Postgres pool connections by state (idle, used), summed over pools.",
+                &["state"],
+            ),
+            postgres_pool_acquire: histogram(
+                &r,
+                "postgres_pool_acquire_seconds",
+                "Time a guest's open waited for a pooled Postgres connection.",
+                CALL_BUCKETS,
+            ),
+            redis_connection_up: gauge_vec(
+                &r,
+                "redis_connection_up",
+                "Whether the last command on a Redis address (credentials removed) succeeded.",
+                &["address"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// Records one answered request.
+    pub fn request_done(
+        &self,
+        route: &str,
+        method: &http::Method,
+        status: http::StatusCode,
+        component: &str,
+        elapsed: Duration,
+    ) {
+        let method = method_label(method);
+        let class = match status.as_u16() / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .with_label_values(&[route, method, class, component])
+            .inc();
+        self.request_duration
+            .with_label_values(&[route, method, component])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut out).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Methods outside the standard set share one label value.
+fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_labelled_by_template_and_class() {
+        let metrics = Metrics::new();
+        metrics.request_done(
+            "/items/...",
+            &http::Method::GET,
+            http::StatusCode::NOT_FOUND,
+            "items",
+            Duration::from_millis(3),
+        );
+        metrics.request_done(
+            "/items/...",
+            &http::Method::from_bytes(b"BREW").unwrap(),
+            http::StatusCode::OK,
+            "items",
+            Duration::from_millis(3),
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"http_server_requests_total{component="items",method="GET",route="/items/...",status_class="4xx"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"method="other""#), "{text}");
+        assert!(text.contains(r#"le="0.25""#), "{text}");
+        assert!(text.contains("nexa_build_info"), "{text}");
+    }
+}
