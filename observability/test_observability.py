@@ -95,6 +95,28 @@ groups:
             self.assertEqual(len(check_queries.rule_expressions(path.read_text(encoding="utf-8"))), found, path)
 
 
+class Alerts(unittest.TestCase):
+    def test_every_alert_has_a_severity_annotations_and_a_runbook_section(self):
+        readme = (HERE / "README.md").read_text(encoding="utf-8")
+        headings = set(re.findall(r"(?m)^### (\w+)$", readme))
+        names = []
+        for path in RULE_FILES:
+            # Each alert's text runs to the next rule or group.
+            for block in re.split(r"(?m)^\s*-\s+(?=record:|alert:|name:)", path.read_text(encoding="utf-8")):
+                m = re.match(r"alert:\s*(\w+)", block)
+                if not m:
+                    continue
+                name = m.group(1)
+                names.append(name)
+                self.assertRegex(block, r"\n\s+severity: (page|ticket)\n", name)
+                self.assertRegex(block, r"\n\s+summary: \S", name)
+                self.assertRegex(block, r"\n\s+description: \S", name)
+                self.assertIn(f'runbook: "observability/README.md#{name.lower()}"', block, name)
+                self.assertIn(name, headings, f"observability/README.md has no '### {name}' section")
+        self.assertEqual(len(names), 10, names)
+        self.assertEqual(sorted(headings), sorted(names), "a runbook section without its alert")
+
+
 class Dashboards(unittest.TestCase):
     def test_the_committed_json_is_what_the_script_builds(self):
         build = load_build_dashboards()
