@@ -80,6 +80,13 @@ impl ComponentRegistry {
         self.0.len()
     }
 
+    /// The component ids, sorted.
+    pub fn ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

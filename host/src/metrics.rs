@@ -237,6 +237,29 @@ impl Metrics {
         }
     }
 
+    /// Creates, at zero, every series of a fixed label set, so dashboards and
+    /// `increase()` see them before their first event (a trap counted from
+    /// nothing would be missed by `increase`).
+    pub fn declare(&self, components: &[&str]) {
+        for reason in ["overloaded", "connections", "timeout"] {
+            self.shed.with_label_values(&[reason]);
+        }
+        for class in ["login", "register", "write", "read"] {
+            self.rate_limited.with_label_values(&[class]);
+        }
+        for result in ["hit", "miss"] {
+            self.key_value_lookups.with_label_values(&[result]);
+        }
+        for component in components {
+            self.instantiations.with_label_values(&[component]);
+            self.instance_reuses.with_label_values(&[component]);
+            self.live_instances.with_label_values(&[component]);
+            for kind in ["trap", "deadline", "memory"] {
+                self.traps.with_label_values(&[component, kind]);
+            }
+        }
+    }
+
     /// Records one answered request.
     pub fn request_done(
         &self,

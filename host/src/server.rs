@@ -84,6 +84,7 @@ impl ServerState {
             connections: Arc::new(ConnectionStats::default()),
             app,
         });
+        Metrics::global().declare(&state.app.components.ids());
         let chaining: Weak<dyn ServiceChaining> =
             Arc::downgrade(&state) as Weak<dyn ServiceChaining>;
         state.app.outbound.set_components(chaining);

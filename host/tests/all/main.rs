@@ -17,6 +17,7 @@ mod edge;
 mod isolation;
 mod items;
 mod metrics;
+mod observability;
 mod outbound_http;
 mod postgres;
 mod rate_limit;

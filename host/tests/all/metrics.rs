@@ -87,7 +87,7 @@ async fn requests_traps_and_capability_calls_are_recorded() {
         (r#"rate_limited_total{class="read"}"#, 1.0),
         (r#"key_value_lookups_total{result="miss"}"#, 1.0),
         (
-            r#"capability_calls_total{capability="key-value",op="get",result="ok"}"#,
+            r#"capability_calls_total{capability="key-value",op="[method]store.get",result="ok"}"#,
             1.0,
         ),
         (
