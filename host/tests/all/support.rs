@@ -297,7 +297,12 @@ pub fn chaining_manifest(allowed_outbound_hosts: &str) -> String {
 
 /// Starts [`chaining_manifest`]'s app with the given nexa.toml.
 pub fn chaining_host(allowed_outbound_hosts: &str, nexa_toml: &str) -> (AppDir, Host) {
-    let app = AppDir::new(&chaining_manifest(allowed_outbound_hosts));
+    serve(&chaining_manifest(allowed_outbound_hosts), nexa_toml)
+}
+
+/// Starts `manifest` with the secret variable set and the given nexa.toml.
+fn serve(manifest: &str, nexa_toml: &str) -> (AppDir, Host) {
+    let app = AppDir::new(manifest);
     app.write("rc.toml", SECRET_RUNTIME_CONFIG);
     app.write("nexa.toml", nexa_toml);
     let host = app.start(&[
@@ -442,14 +447,10 @@ pub async fn get_json(host: &Host, path: &str) -> (u16, serde_json::Value) {
 /// Starts the fixture app with default capabilities (key-value `default`,
 /// sqlite `default`, a `message` variable) and the given nexa.toml.
 pub fn fixture_host(nexa_toml: &str) -> (AppDir, Host) {
-    let app = AppDir::new(&fixture_manifest(
-        "key_value_stores = [\"default\"]\nsqlite_databases = [\"default\"]\nvariables = { message = \"{{ greeting }}, {{ secret_word }}\" }",
-    ));
-    app.write("rc.toml", SECRET_RUNTIME_CONFIG);
-    app.write("nexa.toml", nexa_toml);
-    let host = app.start(&[
-        "--runtime-config-file",
-        app.path("rc.toml").to_str().unwrap(),
-    ]);
-    (app, host)
+    serve(
+        &fixture_manifest(
+            "key_value_stores = [\"default\"]\nsqlite_databases = [\"default\"]\nvariables = { message = \"{{ greeting }}, {{ secret_word }}\" }",
+        ),
+        nexa_toml,
+    )
 }
