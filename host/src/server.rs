@@ -329,7 +329,7 @@ async fn dispatch(
 ) -> Response {
     let metrics = Metrics::global();
     let started = Instant::now();
-    metrics.active_requests.inc();
+    let _active = ActiveRequest::start(metrics);
     let id = request_id_of(&request);
     let method = request.method().clone();
     let client = state.clients.resolve(peer, request.headers());
@@ -346,7 +346,6 @@ async fn dispatch(
             error.into_response_with_id(&id)
         }
     };
-    metrics.active_requests.dec();
     metrics.request_done(
         &route_label,
         &method,
@@ -355,6 +354,23 @@ async fn dispatch(
         started.elapsed(),
     );
     response
+}
+
+/// Counts a request in `http_server_active_requests` until it is dropped:
+/// also when the client goes away and the request's future with it.
+struct ActiveRequest(&'static Metrics);
+
+impl ActiveRequest {
+    fn start(metrics: &'static Metrics) -> Self {
+        metrics.active_requests.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.active_requests.dec();
+    }
 }
 
 /// Reads the whole (size-limited) body before the request takes a
