@@ -330,11 +330,7 @@ async fn bad_logins_are_refused_then_throttled(postgres: bool) {
     )
     .await;
     assert_eq!(locked.status(), 429);
-    let retry_after: u64 = locked.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = crate::support::retry_after(locked.headers());
     assert!((290..=300).contains(&retry_after), "{retry_after}");
     // Only this client is locked out of `admin`: the admin logs in from
     // another address.
@@ -461,11 +457,7 @@ async fn many_clients_make_the_username_wait_briefly(postgres: bool) {
     )
     .await;
     assert_eq!(waiting.status(), 429);
-    let retry_after: u64 = waiting.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = crate::support::retry_after(waiting.headers());
     println!("Retry-After at the per-username limit: {retry_after} s");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     // Another username is not affected.

@@ -437,6 +437,11 @@ pub async fn post_json(
     (status, response.json().await.unwrap())
 }
 
+/// A response's `Retry-After`, in seconds.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> u64 {
+    headers["retry-after"].to_str().unwrap().parse().unwrap()
+}
+
 /// GETs and returns the status and the JSON answer.
 pub async fn get_json(host: &Host, path: &str) -> (u16, serde_json::Value) {
     let response = host.client().get(host.url(path)).send().await.unwrap();
