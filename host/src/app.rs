@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use wasmtime::component::{Component, GuestTaskId, Linker};
-use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime::{CallHook, Engine, Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
@@ -40,6 +40,9 @@ use crate::config::runtime::LoadedRuntimeConfig;
 use crate::engine::{ArtifactCache, EPOCH_TICK, build_engine};
 use crate::routes::RouteTable;
 use crate::store::{StoreData, build_linker};
+use crate::telemetry;
+use crate::telemetry::instance::{InstanceInfo, RequestContext};
+use crate::telemetry::traces::Tracing;
 
 /// What `nexa up` was asked to serve.
 #[derive(Debug, Clone)]
@@ -65,6 +68,8 @@ pub struct App {
     pub variables: Arc<VariablesState>,
     pub host: HostConfig,
     pub artifacts: Arc<ArtifactCache>,
+    /// Where embedded stores, the artifact cache and the log file live.
+    pub state_dir: PathBuf,
     _epoch: EpochTicker,
 }
 
@@ -134,6 +139,7 @@ impl App {
             variables: resolved.capabilities.variables.clone(),
             host: resolved.files.host,
             artifacts,
+            state_dir: resolved.files.state_dir.clone(),
             _epoch: EpochTicker::start(engine),
         })
     }
@@ -299,7 +305,7 @@ pub fn pre_instantiate(
         .map_err(anyhow::Error::from)
         .with_context(|| format!("component \"{id}\": not a wasi:http/handler@0.3.0 component"))?;
     let instances = ComponentInstances {
-        id: id.clone(),
+        id: Arc::from(id.as_str()),
         engine: engine.clone(),
         pre: ProxyPre::P3(pre),
         grants: plan.grants,
@@ -339,7 +345,7 @@ impl From<&HostConfig> for InstanceLimits {
 /// for up to `max_reuse` requests (`max_concurrent_reuse` at once) and retires
 /// it after a trap or timeout.
 pub struct ComponentInstances {
-    id: String,
+    id: Arc<str>,
     engine: Engine,
     pre: ProxyPre<StoreData>,
     grants: ComponentGrants,
@@ -355,27 +361,41 @@ impl HandlerState for ComponentInstances {
     async fn instantiate(
         &self,
     ) -> wasmtime::Result<Instance<StoreData, InstanceExpiration, InstanceWorker>> {
+        let instance = InstanceInfo::new(self.id.clone());
         let data = StoreData::new(
             self.grants.clone(),
             &self.environment,
             self.limits.max_memory_bytes,
+            instance,
         );
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);
+        if Tracing::get().is_some() {
+            // Marks which instance calls into the host, so a capability
+            // call's span finds its request (see `telemetry::instance`).
+            store.call_hook(|store, hook| {
+                match hook {
+                    CallHook::CallingHost => telemetry::instance::enter(&store.data().instance),
+                    CallHook::ReturningFromHost => telemetry::instance::leave(),
+                    _ => {}
+                }
+                Ok(())
+            });
+        }
         // Yield to the event loop at every epoch tick, so deadlines and other
         // requests get a turn even while this guest computes.
         store.epoch_deadline_async_yield_and_update(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         let metrics = crate::metrics::Metrics::global();
-        metrics.instantiations.with_label_values(&[&self.id]).inc();
-        metrics.live_instances.with_label_values(&[&self.id]).inc();
+        metrics.instantiations.with_label_values(&[&*self.id]).inc();
+        metrics.live_instances.with_label_values(&[&*self.id]).inc();
         Ok(Instance {
             store,
             proxy,
             view: <StoreData as WasiHttpView>::http,
             expiration: InstanceExpiration::new(self.limits),
             state: InstanceWorker {
-                component: self.id.clone(),
+                component: self.id.to_string(),
                 limits: self.limits,
                 served: AtomicUsize::new(0),
             },
@@ -409,9 +429,15 @@ impl Deadline {
     }
 }
 
+/// What the edge hands an instance with each request.
+pub struct RequestStart {
+    pub deadline: Deadline,
+    pub context: RequestContext,
+}
+
 impl WorkerState for InstanceWorker {
     type StoreData = StoreData;
-    type RequestData = Deadline;
+    type RequestData = RequestStart;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.limits.max_reuse {
@@ -425,8 +451,8 @@ impl WorkerState for InstanceWorker {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, StoreData>,
-        deadline: Deadline,
+        store: StoreContextMut<'_, StoreData>,
+        request: RequestStart,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         if self.served.fetch_add(1, Ordering::Relaxed) > 0 {
@@ -435,7 +461,14 @@ impl WorkerState for InstanceWorker {
                 .with_label_values(&[&self.component])
                 .inc();
         }
-        Box::pin(tokio::time::sleep_until(deadline.0))
+        // In flight on this instance until the request is done (when the
+        // handler drops this future).
+        let in_flight = store.data().instance.start(request.context);
+        let deadline = request.deadline.0;
+        Box::pin(async move {
+            let _in_flight = in_flight;
+            tokio::time::sleep_until(deadline).await
+        })
     }
 
     fn drop(&self, _store: Store<StoreData>, result: wasmtime::Result<()>) {

@@ -1,6 +1,5 @@
 //! `nexa`: run a Spin app's components on the Nexa host.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -8,12 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nexa_host::admin::{AdminListen, DEFAULT_ADMIN_LISTEN};
 use nexa_host::app::{App, AppOptions};
-use nexa_host::capabilities::calls::{CapabilityCallLayer, CapabilityCalls};
 use nexa_host::config::manifest::LoadedManifest;
-use tracing_subscriber::filter::FilterExt;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use nexa_host::telemetry::logs::LogFile;
+use nexa_host::telemetry::traces::Tracing;
 
 #[derive(Parser)]
 #[command(
@@ -77,28 +73,7 @@ fn main() -> anyhow::Result<()> {
         // SAFETY: single-threaded here; nothing reads the environment concurrently.
         unsafe { std::env::remove_var(name) };
     }
-    let log_filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
-    // The capability-call spans carry guest arguments and results (variable
-    // values among them): never printed, whatever RUST_LOG says.
-    let not_a_capability_call = tracing_subscriber::filter::filter_fn(|metadata| {
-        !metadata.target().starts_with("nexa_host::spin_bindings")
-            && metadata.name() != nexa_host::capabilities::calls::CALL_SPAN
-    });
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(
-                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-                )
-                .with_filter(log_filter.and(not_a_capability_call)),
-        )
-        .with(
-            CapabilityCallLayer::new(CapabilityCalls::global())
-                .with_filter(CapabilityCallLayer::filter()),
-        )
-        .init();
+    nexa_host::telemetry::logs::init(nexa_host::telemetry::logs::Format::from_env());
     if !scrubbed.is_empty() {
         tracing::warn!(
             ignored = %scrubbed.join(", "),
@@ -110,7 +85,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(run(cli.command))
+    let result = runtime.block_on(run(cli.command));
+    LogFile::flush();
+    result
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -130,6 +107,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     .await??;
             }
             let started = std::time::Instant::now();
+            match Tracing::start_from_env()? {
+                Some(tracing) => tracing::info!(
+                    endpoint = %tracing.endpoint,
+                    protocol = tracing.protocol.as_str(),
+                    "tracing on: spans are exported over OTLP"
+                ),
+                None => {
+                    tracing::info!("tracing off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)")
+                }
+            }
             let app = App::load(&AppOptions {
                 manifest,
                 runtime_config: runtime_config_file,
@@ -137,6 +124,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 state_dir,
             })
             .await?;
+            let log_file = LogFile::path_in(&app.state_dir);
+            match LogFile::open(&log_file) {
+                Ok(()) => tracing::info!(path = %log_file.display(), "logging to file"),
+                Err(error) => {
+                    LogFile::disable();
+                    tracing::warn!(path = %log_file.display(), %error, "cannot write the log file; logging to stderr only");
+                }
+            }
+            let trace_shutdown = app.host.trace_shutdown_timeout();
             let admin_listen = match admin_listen {
                 Some(admin) => admin,
                 None => app
@@ -183,7 +179,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "serving on http://{address}"
             );
             eprintln!("Serving http://{address}");
-            nexa_host::server::serve(state, listener).await
+            let served = nexa_host::server::serve(state, listener).await;
+            Tracing::shutdown(trace_shutdown).await;
+            served
         }
         Command::Build { manifest } => {
             let loaded = LoadedManifest::load(&manifest)?;

@@ -48,6 +48,10 @@ pub struct Metrics {
     pub postgres_pool_connections: IntGaugeVec,
     pub postgres_pool_acquire: Histogram,
     pub redis_connection_up: IntGaugeVec,
+    pub trace_spans_exported: IntCounter,
+    pub trace_spans_dropped: IntCounter,
+    pub trace_export_failures: IntCounter,
+    pub component_output_lines_dropped: IntCounterVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -233,6 +237,27 @@ impl Metrics {
                 "Whether the last command on a Redis address (credentials removed) succeeded.",
                 &["address"],
             ),
+            trace_spans_exported: counter(
+                &r,
+                "trace_spans_exported_total",
+                "Spans the OTLP collector accepted.",
+            ),
+            trace_spans_dropped: counter(
+                &r,
+                "trace_spans_dropped_total",
+                "Spans not exported: the export queue was full, or the collector failed or did not answer.",
+            ),
+            trace_export_failures: counter(
+                &r,
+                "trace_export_failures_total",
+                "OTLP export requests that failed or timed out.",
+            ),
+            component_output_lines_dropped: counter_vec(
+                &r,
+                "component_output_lines_dropped_total",
+                "Lines a component wrote to stdout/stderr beyond its log rate limit.",
+                &["component"],
+            ),
             registry: r,
         }
     }
@@ -254,6 +279,8 @@ impl Metrics {
             self.instantiations.with_label_values(&[component]);
             self.instance_reuses.with_label_values(&[component]);
             self.live_instances.with_label_values(&[component]);
+            self.component_output_lines_dropped
+                .with_label_values(&[component]);
             for kind in ["trap", "deadline", "memory"] {
                 self.traps.with_label_values(&[component, kind]);
             }

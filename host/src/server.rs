@@ -36,7 +36,7 @@ use tower_http::request_id::{
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::ExpirationError;
 
-use crate::app::{App, Deadline, LoadedComponent};
+use crate::app::{App, Deadline, LoadedComponent, RequestStart};
 use crate::capabilities::outbound_http::{ChainedResponse, ServiceChaining};
 use crate::edge::browser;
 use crate::edge::client::{Client, ClientResolver, Scheme};
@@ -44,6 +44,12 @@ use crate::edge::listener::{self, ConnectionLimits, ConnectionStats};
 use crate::edge::rate_limit::{Decision, RateLimiter, SubjectVerifier};
 use crate::metrics::Metrics;
 use crate::routes::{RouteMatch, header_value, is_spin_header};
+use crate::telemetry::instance::RequestContext;
+use crate::telemetry::logs::REQUEST_SPAN;
+use crate::telemetry::traces::{self, Tracing};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
+use tracing::Instrument;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -327,33 +333,110 @@ async fn dispatch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
+    let id = request_id_of(&request);
+    if crate::telemetry::bypassed() {
+        let client = state.clients.resolve(peer, request.headers());
+        let route = state.app.routes.route(request.uri().path());
+        return handle(&state, client, route, request, &id, None)
+            .await
+            .unwrap_or_else(|error| error.into_response_with_id(&id));
+    }
     let metrics = Metrics::global();
     let started = Instant::now();
     let _active = ActiveRequest::start(metrics);
-    let id = request_id_of(&request);
     let method = request.method().clone();
     let client = state.clients.resolve(peer, request.headers());
+    let client_addr = client.addr;
     let route = state.app.routes.route(request.uri().path());
     // Labels: the route as spin.toml declares it, never the raw path.
     let (route_label, component_label) = match &route {
         Some(route) => (route.route().to_string(), route.component().to_string()),
         None => ("unmatched".to_string(), "none".to_string()),
     };
-    let response = match handle(&state, client, route, request, &id).await {
+    let trace = Tracing::get().map(|tracing| {
+        tracing.server_span(
+            request.headers(),
+            &method,
+            route.as_ref().map(|r| r.route()),
+            vec![
+                KeyValue::new("url.path", request.uri().path().to_string()),
+                KeyValue::new("url.scheme", client.scheme.as_str()),
+                KeyValue::new("client.address", client_addr.ip().to_string()),
+                KeyValue::new(
+                    "nexa.request_id",
+                    id.to_str().unwrap_or_default().to_string(),
+                ),
+            ],
+        )
+    });
+    let span = request_span(&id, trace.as_ref());
+    let path = request.uri().path().to_string();
+    let mut response = match handle(&state, client, route, request, &id, trace.as_ref())
+        .instrument(span.clone())
+        .await
+    {
         Ok(response) => response,
         Err(error) => {
             error.record(metrics, &component_label);
             error.into_response_with_id(&id)
         }
     };
-    metrics.request_done(
-        &route_label,
-        &method,
-        response.status(),
-        &component_label,
-        started.elapsed(),
-    );
+    let status = response.status();
+    let elapsed = started.elapsed();
+    metrics.request_done(&route_label, &method, status, &component_label, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "nexa::access",
+            method = %method,
+            path = %path,
+            route = %route_label,
+            component = %component_label,
+            status = status.as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            client = %client_addr.ip(),
+            "request"
+        )
+    });
+    if let Some(trace) = &trace {
+        end_server_span(trace, status, response.headers_mut());
+    }
     response
+}
+
+/// The `tracing` span of one request: its fields go on every log line
+/// written while it is handled.
+fn request_span(id: &HeaderValue, trace: Option<&opentelemetry::Context>) -> tracing::Span {
+    let request_id = id.to_str().unwrap_or_default();
+    match trace.and_then(traces::ids) {
+        Some((trace_id, span_id)) => tracing::info_span!(
+            REQUEST_SPAN,
+            request_id,
+            trace_id = %trace_id,
+            span_id = %span_id
+        ),
+        None => tracing::info_span!(REQUEST_SPAN, request_id),
+    }
+}
+
+/// Ends a request's server span (an error on 5xx) and tells the client its
+/// trace id (`traceresponse`).
+fn end_server_span(
+    trace: &opentelemetry::Context,
+    status: StatusCode,
+    headers: &mut http::HeaderMap,
+) {
+    if let Some(value) = traces::traceresponse(trace) {
+        headers.insert(traces::TRACERESPONSE, value);
+    }
+    let error = status.is_server_error().then_some(status.as_str());
+    traces::end(
+        trace,
+        error,
+        vec![KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        )],
+    );
 }
 
 /// Counts a request in `http_server_active_requests` until it is dropped:
@@ -417,6 +500,7 @@ async fn handle(
     route: Option<RouteMatch<'_>>,
     request: Request<Body>,
     id: &HeaderValue,
+    trace: Option<&opentelemetry::Context>,
 ) -> Result<Response, HostError> {
     let host = &state.app.host;
     let deadline = Deadline::after(host.request_timeout());
@@ -484,6 +568,7 @@ async fn handle(
         deadline,
         host.request_timeout(),
         Request::from_parts(parts, body),
+        trace,
     )
     .await?;
     let (mut parts, body) = response.into_parts();
@@ -529,41 +614,80 @@ fn set_spin_headers(
     parts.headers.insert(REQUEST_ID, id.clone());
 }
 
-/// Hands the request to the component under its deadline and classifies a
-/// failure.
+/// Hands the request to the component under its deadline (in a component
+/// span, when the request is traced) and classifies a failure.
 async fn call(
     component: &LoadedComponent,
     deadline: Deadline,
     timeout: Duration,
     request: http::Request<WasiBody>,
+    trace: Option<&opentelemetry::Context>,
 ) -> Result<http::Response<WasiBody>, HostError> {
-    let id = request.headers().get(&REQUEST_ID).cloned();
-    match component.handler.handle(deadline, request).await {
-        Ok(response) => Ok(response),
-        Err(error) => {
-            tracing::warn!(
-                component = %component.id,
-                request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default(),
-                error = %format!("{error:#}"),
-                "request failed"
-            );
-            // Past its deadline the request was expired by the handler (or its
-            // instance retired by the second line of defence): a timeout.
-            if error.is::<ExpirationError>() || deadline.has_passed() {
-                return Err(HostError::Timeout(timeout.as_millis()));
-            }
-            if error
-                .downcast_ref::<wasmtime_wasi_http::handler::InstantiationError<Deadline>>()
-                .is_some()
-            {
-                return Err(HostError::Unavailable);
-            }
-            // A failed allocation past the limit surfaces as a trap whose
-            // chain names the memory; the client is told no more either way.
-            let memory = format!("{error:#}").contains("memory");
-            Err(HostError::ComponentFailed { memory })
-        }
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("-"));
+    let component_trace = match (Tracing::get(), trace) {
+        (Some(tracing), Some(parent)) => Some(tracing.child_span(
+            parent,
+            format!("component {}", component.id),
+            SpanKind::Internal,
+            vec![KeyValue::new("nexa.component", component.id.clone())],
+        )),
+        _ => None,
+    };
+    let start = RequestStart {
+        deadline,
+        context: RequestContext {
+            request_id,
+            trace: component_trace.clone(),
+        },
+    };
+    let result = component.handler.handle(start, request).await;
+    let result = result.map_err(|error| classify(component, deadline, timeout, error.into()));
+    if let Some(trace) = &component_trace {
+        let kind = match &result {
+            Err(HostError::Timeout(_)) => Some("deadline"),
+            Err(HostError::ComponentFailed { memory: true }) => Some("memory"),
+            Err(HostError::ComponentFailed { memory: false }) => Some("trap"),
+            Err(HostError::Unavailable) => Some("instantiation"),
+            _ => None,
+        };
+        let attributes = kind
+            .map(|kind| vec![KeyValue::new("nexa.failure", kind)])
+            .unwrap_or_default();
+        traces::end(trace, kind, attributes);
     }
+    result
+}
+
+fn classify(
+    component: &LoadedComponent,
+    deadline: Deadline,
+    timeout: Duration,
+    error: anyhow::Error,
+) -> HostError {
+    tracing::warn!(
+        component = %component.id,
+        error = %format!("{error:#}"),
+        "request failed"
+    );
+    // Past its deadline the request was expired by the handler (or its
+    // instance retired by the second line of defence): a timeout.
+    if error.is::<ExpirationError>() || deadline.has_passed() {
+        return HostError::Timeout(timeout.as_millis());
+    }
+    if error
+        .downcast_ref::<wasmtime_wasi_http::handler::InstantiationError<RequestStart>>()
+        .is_some()
+    {
+        return HostError::Unavailable;
+    }
+    // A failed allocation past the limit surfaces as a trap whose chain
+    // names the memory; the client is told no more either way.
+    let memory = format!("{error:#}").contains("memory");
+    HostError::ComponentFailed { memory }
 }
 
 impl ServiceChaining for ServerState {
@@ -590,18 +714,44 @@ impl ServiceChaining for ServerState {
         set_spin_headers(&mut parts, &route, &full_url, "127.0.0.1:0", &request_id);
         let timeout = timeout.min(self.app.host.request_timeout());
         let deadline = Deadline::after(timeout);
+        // The callee's spans go under the caller's outbound call, whose
+        // `traceparent` the request carries.
+        let trace = Tracing::get().map(|tracing| {
+            tracing.server_span(
+                &parts.headers,
+                &parts.method,
+                Some(route.route()),
+                vec![
+                    KeyValue::new("url.path", parts.uri.path().to_string()),
+                    KeyValue::new(
+                        "nexa.request_id",
+                        request_id.to_str().unwrap_or_default().to_string(),
+                    ),
+                    KeyValue::new("nexa.chained", true),
+                ],
+            )
+        });
+        let span = request_span(&request_id, trace.as_ref());
         let request = http::Request::from_parts(parts, body);
         let id = id.to_string();
-        Some(Box::pin(async move {
-            let component = components.get(&id).expect("checked above");
-            Ok(match call(component, deadline, timeout, request).await {
-                Ok(response) => response,
-                Err(error) => {
-                    error.record(Metrics::global(), &id);
-                    error.into_wasi_response(&request_id)
+        Some(Box::pin(
+            async move {
+                let component = components.get(&id).expect("checked above");
+                let mut response =
+                    match call(component, deadline, timeout, request, trace.as_ref()).await {
+                        Ok(response) => response,
+                        Err(error) => {
+                            error.record(Metrics::global(), &id);
+                            error.into_wasi_response(&request_id)
+                        }
+                    };
+                if let Some(trace) = &trace {
+                    end_server_span(trace, response.status(), response.headers_mut());
                 }
-            })
-        }))
+                Ok(response)
+            }
+            .instrument(span),
+        ))
     }
 }
 

@@ -2,6 +2,7 @@
 //! linker (built once per engine) that connects imports to the host.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, StoreLimits, StoreLimitsBuilder};
@@ -9,6 +10,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::{self, ComponentGrants, InstanceStates};
+use crate::telemetry::component_output::{ComponentOutput, Stream};
+use crate::telemetry::instance::InstanceInfo;
 
 /// The host state of one instance (one store).
 pub struct StoreData {
@@ -18,6 +21,8 @@ pub struct StoreData {
     pub(crate) limits: StoreLimits,
     grants: ComponentGrants,
     capabilities: InstanceStates,
+    /// Which instance this is and what it is serving (for logs and traces).
+    pub instance: Arc<InstanceInfo>,
 }
 
 impl StoreData {
@@ -25,9 +30,12 @@ impl StoreData {
         grants: ComponentGrants,
         environment: &BTreeMap<String, String>,
         max_memory_bytes: usize,
+        instance: Arc<InstanceInfo>,
     ) -> Self {
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout().inherit_stderr();
+        // The guest's output becomes log lines, tagged and rate limited.
+        wasi.stdout(ComponentOutput::new(instance.clone(), Stream::Stdout))
+            .stderr(ComponentOutput::new(instance.clone(), Stream::Stderr));
         for (key, value) in environment {
             wasi.env(key, value);
         }
@@ -41,6 +49,7 @@ impl StoreData {
                 .build(),
             capabilities: InstanceStates::new(&grants),
             grants,
+            instance,
         }
     }
 

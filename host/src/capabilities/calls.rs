@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
+use opentelemetry::trace::TraceContextExt;
 use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -27,6 +28,12 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// The name bindgen gives the span around every import call.
 pub const CALL_SPAN: &str = "wit-bindgen import";
+
+/// The target of events a capability emits inside its call span to add
+/// attributes to the call's trace span (`tracing::trace!(target:
+/// SPAN_ATTRIBUTES, "nexa.key_value.hit" = true)`): what the generated
+/// "call" event cannot say, such as a lookup's hit or an HTTP status.
+pub const SPAN_ATTRIBUTES: &str = "nexa_host::span_attributes";
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +207,19 @@ struct InFlight {
     stats: Arc<OperationStats>,
     started: Instant,
     outcome: Outcome,
+    /// The call's trace span, when tracing is on and the call is a request's.
+    trace: Option<opentelemetry::Context>,
+}
+
+/// The trace span of the capability call running in the current `tracing`
+/// span (outbound HTTP injects it as `traceparent`).
+pub fn current_call_trace() -> Option<opentelemetry::Context> {
+    tracing::Span::current().with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let span = registry.span(id)?;
+        let extensions = span.extensions();
+        extensions.get::<InFlight>()?.trace.clone()
+    })?
 }
 
 /// The `tracing` layer that records capability calls into [`CapabilityCalls`].
@@ -220,11 +240,14 @@ impl CapabilityCallLayer {
     /// and stay disabled, at no cost.
     pub fn filter<S>() -> impl Filter<S> {
         tracing_subscriber::filter::filter_fn(|metadata: &Metadata<'_>| {
-            metadata
-                .target()
-                .starts_with(concat!(env!("CARGO_CRATE_NAME"), "::"))
+            let target = metadata.target();
+            target.starts_with(concat!(env!("CARGO_CRATE_NAME"), "::"))
                 && ((metadata.is_span() && metadata.name() == CALL_SPAN)
-                    || (metadata.is_event() && metadata.fields().field("result").is_some()))
+                    || (metadata.is_event()
+                        && (metadata.fields().field("result").is_some()
+                            || target == SPAN_ATTRIBUTES
+                            || (target.starts_with("nexa_host::spin_bindings")
+                                && crate::telemetry::traces::Tracing::get().is_some()))))
         })
     }
 }
@@ -240,11 +263,14 @@ where
         let stats = self
             .calls
             .operation(attributes.metadata().callsite(), attributes);
+        let trace = crate::telemetry::traces::Tracing::get()
+            .and_then(|tracing| call_trace(tracing, &stats));
         if let Some(span) = context.span(id) {
             span.extensions_mut().insert(InFlight {
                 stats,
                 started: Instant::now(),
                 outcome: Outcome::Ok,
+                trace,
             });
         }
     }
@@ -253,12 +279,21 @@ where
         let Some(span) = context.event_span(event) else {
             return;
         };
-        let mut outcome = OutcomeOf(None);
-        event.record(&mut outcome);
-        if let Some(outcome) = outcome.0
-            && let Some(in_flight) = span.extensions_mut().get_mut::<InFlight>()
-        {
-            in_flight.outcome = outcome;
+        let mut extensions = span.extensions_mut();
+        let Some(in_flight) = extensions.get_mut::<InFlight>() else {
+            return;
+        };
+        if event.metadata().fields().field("result").is_some() {
+            let mut outcome = OutcomeOf(None);
+            event.record(&mut outcome);
+            if let Some(outcome) = outcome.0 {
+                in_flight.outcome = outcome;
+            }
+        } else if let Some(trace) = &in_flight.trace {
+            // The arguments bindgen logs, or attributes a capability adds.
+            let mut attributes = SpanAttributes::new(&in_flight.stats.capability);
+            event.record(&mut attributes);
+            trace.span().set_attributes(attributes.into_key_values());
         }
     }
 
@@ -270,6 +305,14 @@ where
             return;
         };
         let stats = &in_flight.stats;
+        if let Some(trace) = &in_flight.trace {
+            let error = match in_flight.outcome {
+                Outcome::Ok => None,
+                Outcome::Error => Some("the capability returned an error"),
+                Outcome::Trap => Some("the call trapped"),
+            };
+            crate::telemetry::traces::end(trace, error, Vec::new());
+        }
         let (counter, exported) = match in_flight.outcome {
             Outcome::Ok => (&stats.ok, &stats.exported.ok),
             Outcome::Error => (&stats.error, &stats.exported.error),
@@ -281,6 +324,155 @@ where
         stats.exported.duration.observe(elapsed.as_secs_f64());
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         stats.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+/// Starts the trace span of a call by the instance calling into the host,
+/// under its request when it serves exactly one, else in a trace of its own
+/// linked to each request it serves; none outside a request.
+fn call_trace(
+    tracing: &crate::telemetry::traces::Tracing,
+    stats: &OperationStats,
+) -> Option<opentelemetry::Context> {
+    use crate::telemetry::instance::{self, Attribution};
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::SpanKind;
+
+    let instance = instance::calling()?;
+    let capability = stats.capability.as_str();
+    let short = stats
+        .operation
+        .rsplit(['.', ']'])
+        .next()
+        .unwrap_or(&stats.operation);
+    let name = format!("{capability} {short}");
+    let kind = match capability {
+        "outbound-http" | "postgres" | "redis" => SpanKind::Client,
+        _ => SpanKind::Internal,
+    };
+    let mut attributes = vec![
+        KeyValue::new("nexa.capability", capability.to_string()),
+        KeyValue::new("nexa.operation", stats.operation.clone()),
+        KeyValue::new("nexa.component", instance.component.to_string()),
+        KeyValue::new("nexa.instance", instance.id as i64),
+    ];
+    match capability {
+        "postgres" => attributes.extend([
+            KeyValue::new("db.system", "postgresql"),
+            KeyValue::new("db.system.name", "postgresql"),
+        ]),
+        "sqlite" => attributes.extend([
+            KeyValue::new("db.system", "sqlite"),
+            KeyValue::new("db.system.name", "sqlite"),
+        ]),
+        "redis" => attributes.extend([
+            KeyValue::new("db.system", "redis"),
+            KeyValue::new("db.system.name", "redis"),
+            KeyValue::new("db.operation.name", short.to_string()),
+        ]),
+        "key-value" => attributes.push(KeyValue::new("nexa.key_value.op", short.to_string())),
+        _ => {}
+    }
+    match instance.attribution() {
+        Attribution::One(request) => {
+            let parent = request.trace?;
+            Some(tracing.child_span(&parent, name, kind, attributes))
+        }
+        Attribution::Several(requests) => {
+            let related: Vec<_> = requests.into_iter().filter_map(|r| r.trace).collect();
+            attributes.push(KeyValue::new(
+                "nexa.requests_in_flight",
+                related.len() as i64,
+            ));
+            Some(tracing.linked_span(name, kind, attributes, &related))
+        }
+        Attribution::None => None,
+    }
+}
+
+/// Span attributes from a call's arguments (as bindgen logs them) or from a
+/// capability's [`SPAN_ATTRIBUTES`] event. A statement is kept without its
+/// literal values; other arguments (keys, values, parameters) are not kept.
+struct SpanAttributes<'a> {
+    capability: &'a str,
+    attributes: Vec<opentelemetry::KeyValue>,
+}
+
+impl<'a> SpanAttributes<'a> {
+    fn new(capability: &'a str) -> Self {
+        Self {
+            capability,
+            attributes: Vec::new(),
+        }
+    }
+
+    fn into_key_values(self) -> Vec<opentelemetry::KeyValue> {
+        self.attributes
+    }
+}
+
+impl Visit for SpanAttributes<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        use crate::telemetry::traces::{operation_name, strip_values};
+        use opentelemetry::KeyValue;
+        let name = field.name();
+        match (self.capability, name) {
+            ("postgres" | "sqlite", "statement") => {
+                let statement = strip_values(value);
+                if let Some(operation) = operation_name(&statement) {
+                    self.attributes
+                        .push(KeyValue::new("db.operation.name", operation));
+                }
+                self.attributes
+                    .push(KeyValue::new("db.query.text", statement));
+            }
+            ("redis", "command") => self.attributes.push(KeyValue::new(
+                "db.operation.name",
+                value.to_ascii_uppercase(),
+            )),
+            ("key-value", "label") => self
+                .attributes
+                .push(KeyValue::new("nexa.key_value.store", value.to_string())),
+            (_, name) if name.contains('.') => self
+                .attributes
+                .push(KeyValue::new(name.to_string(), value.to_string())),
+            _ => {}
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name().contains('.') {
+            self.attributes.push(opentelemetry::KeyValue::new(
+                field.name().to_string(),
+                value,
+            ));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if field.name().contains('.') {
+            self.attributes.push(opentelemetry::KeyValue::new(
+                field.name().to_string(),
+                value,
+            ));
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.record_i64(field, i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // bindgen logs arguments with Debug: a string arrives quoted.
+        if matches!(field.name(), "statement" | "command" | "label") {
+            let text = format!("{value:?}");
+            let unquoted = text
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .map(|t| t.replace("\\\"", "\"").replace("\\\\", "\\"))
+                .unwrap_or(text);
+            self.record_str(field, &unquoted);
+        }
     }
 }
 

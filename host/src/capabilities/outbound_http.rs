@@ -226,13 +226,32 @@ async fn send(
         return Err(Error::HttpRequestDenied);
     }
 
+    // The call's client span continues the trace at the callee (a chained
+    // component or any other service).
+    if let (Some(tracing), Some(trace)) = (
+        crate::telemetry::traces::Tracing::get(),
+        crate::capabilities::calls::current_call_trace(),
+    ) {
+        tracing::event!(
+            target: crate::capabilities::calls::SPAN_ATTRIBUTES,
+            tracing::Level::TRACE,
+            http.request.method = request.method().as_str(),
+            server.address = host.as_str(),
+            url.scheme = scheme.as_str(),
+            url.path = uri.path(),
+        );
+        tracing.inject(&trace, request.headers_mut());
+    }
+
     let first_byte_timeout = options
         .and_then(|o| o.first_byte_timeout)
         .unwrap_or(grant.state.config.first_byte_timeout)
         .min(grant.state.config.first_byte_timeout);
     if let Some(target) = host.strip_suffix(INTERNAL_SUFFIX) {
         // The callee must answer within what the caller waits for headers.
-        return chain(grant, target, request, first_byte_timeout).await;
+        return chain(grant, target, request, first_byte_timeout)
+            .await
+            .inspect(record_status);
     }
 
     request.headers_mut().remove(http::header::HOST);
@@ -247,7 +266,17 @@ async fn send(
                 Error::ConnectionTerminated
             }
         })?;
+    record_status(&response);
     Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()))
+}
+
+/// The response status on the call's trace span.
+fn record_status<B>(response: &http::Response<B>) {
+    tracing::event!(
+        target: crate::capabilities::calls::SPAN_ATTRIBUTES,
+        tracing::Level::TRACE,
+        http.response.status_code = i64::from(response.status().as_u16()),
+    );
 }
 
 /// Service chaining: hands the request to another component of this app,

@@ -35,6 +35,9 @@ pub struct HostConfig {
     pub idle_instance_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests. Default 10 s.
     pub shutdown_grace_ms: u64,
+    /// How long shutdown waits for the last spans to reach the OTLP
+    /// collector (when tracing is on). Default 2 s.
+    pub trace_shutdown_timeout_ms: u64,
     /// Request bodies larger than this are refused with 413. Default 16 MiB.
     pub max_request_body_bytes: usize,
     /// Open client connections at most; beyond it a new connection gets 503
@@ -93,6 +96,7 @@ impl Default for HostConfig {
             max_instance_concurrent_reuse_count: NonZeroUsize::new(16).expect("nonzero"),
             idle_instance_timeout_ms: 1_000,
             shutdown_grace_ms: 10_000,
+            trace_shutdown_timeout_ms: 2_000,
             max_request_body_bytes: 16 << 20,
             max_connections: NonZeroUsize::new(10_000).expect("nonzero"),
             header_read_timeout_ms: NonZeroU64::new(20_000).expect("nonzero"),
@@ -172,5 +176,9 @@ impl HostConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    pub fn trace_shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.trace_shutdown_timeout_ms)
     }
 }

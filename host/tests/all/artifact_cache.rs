@@ -13,16 +13,12 @@ async fn second_start_loads_from_the_artifact_cache() {
     ];
 
     let first = app.start(&args);
-    assert!(
-        first.log().contains("compiled=2 loaded_from_cache=0"),
-        "{}",
-        first.log()
-    );
+    assert!(cache_counts(&first.log(), 2, 0), "{}", first.log());
     drop(first);
 
     let second = app.start(&args);
     let log = second.log();
-    assert!(log.contains("compiled=0 loaded_from_cache=2"), "{log}");
+    assert!(cache_counts(&log, 0, 2), "{log}");
     assert!(
         log.contains("component loaded from the artifact cache"),
         "{log}"
@@ -42,11 +38,7 @@ async fn second_start_loads_from_the_artifact_cache() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
     let third = app.start(&args);
-    assert!(
-        third.log().contains("compiled=2 loaded_from_cache=0"),
-        "{}",
-        third.log()
-    );
+    assert!(cache_counts(&third.log(), 2, 0), "{}", third.log());
     let response = third
         .client()
         .get(third.url("/fixture/ok"))
@@ -54,4 +46,16 @@ async fn second_start_loads_from_the_artifact_cache() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+}
+
+/// Whether the host logged the artifact cache's counts as given.
+fn cache_counts(log: &str, compiled: u64, loaded: u64) -> bool {
+    crate::support::logged(
+        log,
+        &[
+            ("message", "artifact cache".into()),
+            ("compiled", compiled.into()),
+            ("loaded_from_cache", loaded.into()),
+        ],
+    )
 }

@@ -24,5 +24,6 @@ mod rate_limit;
 mod readme;
 mod redis;
 mod sandbox;
+mod traces;
 mod users;
 mod web;

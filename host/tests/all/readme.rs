@@ -526,6 +526,10 @@ fn the_benches_run() {
         .substitute(
             "host/benches/backends.sh 10 32",
             "host/benches/backends.sh 1 2",
+        )
+        .substitute(
+            "host/benches/observability.sh 5 5 32",
+            "host/benches/observability.sh 1 1 2",
         );
     let (output, _group) = script.run();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -535,11 +539,17 @@ fn the_benches_run() {
         "trivial (/fixture/ok)",
         "postgres primary-key",
         "redis GET",
+        "tracing off:",
+        "tracing on:",
     ] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(row))
             .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
+        if row.starts_with("tracing") {
+            assert!(line.contains("of the baseline"), "{line}\n{stdout}");
+            continue;
+        }
         assert!(line.contains(" req/s "), "{line}\n{stdout}");
         // The trivial handler's answer is the fallback's 404.
         if row != "/missing" {

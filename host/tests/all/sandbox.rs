@@ -208,8 +208,13 @@ async fn chained_requests_pass_the_edge_pipeline() {
         .unwrap();
     assert_eq!(response.status(), 504);
     let expired = |log: &str| {
-        log.lines()
-            .any(|line| line.contains("request failed") && line.contains("component=internal"))
+        crate::support::logged(
+            log,
+            &[
+                ("message", "request failed".into()),
+                ("component", "internal".into()),
+            ],
+        )
     };
     while !expired(&host.log()) {
         assert!(

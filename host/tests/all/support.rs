@@ -184,6 +184,21 @@ impl AppDir {
     }
 }
 
+/// The JSON log lines of `log` (other lines, such as "Serving http://…",
+/// are skipped).
+pub fn events(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Whether some JSON log line has every `(field, value)` of `fields`.
+pub fn logged(log: &str, fields: &[(&str, serde_json::Value)]) -> bool {
+    events(log)
+        .iter()
+        .any(|event| fields.iter().all(|(key, value)| event[*key] == *value))
+}
+
 /// A running host process; killed when dropped.
 pub struct Host {
     pub child: Child,

@@ -85,6 +85,11 @@ impl<T> key_value::HostStoreWithStore<T> for KeyValue {
         let backend = backend(accessor, &store)?;
         let found = backend.get(key).await.map_err(other);
         if let Ok(value) = &found {
+            tracing::event!(
+                target: crate::capabilities::calls::SPAN_ATTRIBUTES,
+                tracing::Level::TRACE,
+                nexa.key_value.hit = value.is_some(),
+            );
             let result = if value.is_some() { "hit" } else { "miss" };
             crate::metrics::Metrics::global()
                 .key_value_lookups
