@@ -86,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     let result = runtime.block_on(run(cli.command));
-    LogFile::flush();
+    nexa_host::telemetry::logs::flush();
     result
 }
 
@@ -167,7 +167,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Some(admin) => {
                     let admin_address = admin.local_addr()?;
                     tracing::info!("admin listener on http://{admin_address} (/metrics)");
-                    eprintln!("Admin http://{admin_address}");
+                    nexa_host::telemetry::logs::print(&format!("Admin http://{admin_address}"));
                     tokio::spawn(nexa_host::admin::serve(admin, state.clone()));
                 }
                 None => tracing::info!("admin listener off"),
@@ -178,7 +178,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 startup_ms = started.elapsed().as_millis() as u64,
                 "serving on http://{address}"
             );
-            eprintln!("Serving http://{address}");
+            nexa_host::telemetry::logs::print(&format!("Serving http://{address}"));
             let served = nexa_host::server::serve(state, listener).await;
             Tracing::shutdown(trace_shutdown).await;
             served

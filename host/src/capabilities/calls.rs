@@ -58,6 +58,57 @@ pub struct OperationStats {
     pub busy_nanos: AtomicU64,
     /// The same, as Prometheus metrics: handles resolved once per call site.
     exported: ExportedStats,
+    /// What every trace span of this operation starts with, made once.
+    trace: TraceTemplate,
+}
+
+/// The name, kind and fixed attributes of an operation's trace spans.
+#[derive(Debug)]
+struct TraceTemplate {
+    name: &'static str,
+    kind: opentelemetry::trace::SpanKind,
+    attributes: Vec<opentelemetry::KeyValue>,
+}
+
+impl TraceTemplate {
+    fn new(capability: &str, operation: &str) -> Self {
+        use opentelemetry::KeyValue;
+        use opentelemetry::trace::SpanKind;
+        let short = operation.rsplit(['.', ']']).next().unwrap_or(operation);
+        // One per imported function (a fixed, small set): kept for the
+        // process's life so a span's name costs no allocation.
+        let name: &'static str = Box::leak(format!("{capability} {short}").into_boxed_str());
+        let kind = match capability {
+            "outbound-http" | "postgres" | "redis" => SpanKind::Client,
+            _ => SpanKind::Internal,
+        };
+        let mut attributes = vec![
+            KeyValue::new("nexa.capability", capability.to_string()),
+            KeyValue::new("nexa.operation", operation.to_string()),
+        ];
+        match capability {
+            "postgres" => attributes.extend([
+                KeyValue::new("db.system", "postgresql"),
+                KeyValue::new("db.system.name", "postgresql"),
+            ]),
+            "sqlite" => attributes.extend([
+                KeyValue::new("db.system", "sqlite"),
+                KeyValue::new("db.system.name", "sqlite"),
+            ]),
+            "redis" => attributes.extend([
+                KeyValue::new("db.system", "redis"),
+                KeyValue::new("db.system.name", "redis"),
+                KeyValue::new("db.operation.name", short.to_string()),
+            ]),
+            "key-value" => attributes.push(KeyValue::new("nexa.key_value.op", short.to_string())),
+            _ => {}
+        }
+        Self {
+            name,
+            kind,
+            attributes,
+        }
+    }
 }
 
 /// One operation's Prometheus series.
@@ -127,6 +178,7 @@ impl CapabilityCalls {
         let capability = capability_name(&names.module).to_string();
         let stats = Arc::new(OperationStats {
             exported: ExportedStats::new(&capability, &names.function),
+            trace: TraceTemplate::new(&capability, &names.function),
             capability,
             operation: names.function,
             ok: AtomicU64::new(0),
@@ -336,43 +388,19 @@ fn call_trace(
 ) -> Option<opentelemetry::Context> {
     use crate::telemetry::instance::{self, Attribution};
     use opentelemetry::KeyValue;
-    use opentelemetry::trace::SpanKind;
 
     let instance = instance::calling()?;
-    let capability = stats.capability.as_str();
-    let short = stats
-        .operation
-        .rsplit(['.', ']'])
-        .next()
-        .unwrap_or(&stats.operation);
-    let name = format!("{capability} {short}");
-    let kind = match capability {
-        "outbound-http" | "postgres" | "redis" => SpanKind::Client,
-        _ => SpanKind::Internal,
-    };
-    let mut attributes = vec![
-        KeyValue::new("nexa.capability", capability.to_string()),
-        KeyValue::new("nexa.operation", stats.operation.clone()),
-        KeyValue::new("nexa.component", instance.component.to_string()),
+    let template = &stats.trace;
+    let name = template.name;
+    let kind = template.kind.clone();
+    let mut attributes = template.attributes.clone();
+    attributes.extend([
+        KeyValue::new(
+            "nexa.component",
+            opentelemetry::Value::String(instance.component.clone().into()),
+        ),
         KeyValue::new("nexa.instance", instance.id as i64),
-    ];
-    match capability {
-        "postgres" => attributes.extend([
-            KeyValue::new("db.system", "postgresql"),
-            KeyValue::new("db.system.name", "postgresql"),
-        ]),
-        "sqlite" => attributes.extend([
-            KeyValue::new("db.system", "sqlite"),
-            KeyValue::new("db.system.name", "sqlite"),
-        ]),
-        "redis" => attributes.extend([
-            KeyValue::new("db.system", "redis"),
-            KeyValue::new("db.system.name", "redis"),
-            KeyValue::new("db.operation.name", short.to_string()),
-        ]),
-        "key-value" => attributes.push(KeyValue::new("nexa.key_value.op", short.to_string())),
-        _ => {}
-    }
+    ]);
     match instance.attribution() {
         Attribution::One(request) => {
             let parent = request.trace?;

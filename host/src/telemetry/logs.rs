@@ -9,19 +9,17 @@
 //! around it) beside its own, flat:
 //! `{"timestamp":…,"level":"INFO","target":"nexa::access","request_id":…,"message":"request",…}`.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
-use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -32,10 +30,6 @@ use crate::capabilities::calls::{CALL_SPAN, CapabilityCallLayer, CapabilityCalls
 
 /// The span around each request; its fields go on every line logged inside.
 pub const REQUEST_SPAN: &str = "request";
-
-/// `nexa.log` is rotated past this size; this many old files are kept.
-pub const LOG_FILE_MAX_BYTES: usize = 16 * 1024 * 1024;
-pub const LOG_FILE_KEEP: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -70,24 +64,25 @@ pub fn init(format: Format) {
                 && metadata.name() != CALL_SPAN
         })
     };
+    let stderr_writer = || Output::Stderr;
     // JSON on stderr: each line is formatted once and written to both.
     let (stderr, file) = match format {
         Format::Json => (
             tracing_subscriber::fmt::layer()
                 .event_format(JsonLines)
-                .with_writer(io::stderr.and(LogFile::writer))
+                .with_writer(|| Output::Both)
                 .boxed(),
             None,
         ),
         Format::Text => (
             tracing_subscriber::fmt::layer()
-                .with_writer(io::stderr)
+                .with_writer(stderr_writer)
                 .with_ansi(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
                 .boxed(),
             Some(
                 tracing_subscriber::fmt::layer()
                     .event_format(JsonLines)
-                    .with_writer(LogFile::writer)
+                    .with_writer(|| Output::File)
                     .with_filter(filter().and(not_a_capability_call())),
             ),
         ),
@@ -105,41 +100,222 @@ pub fn init(format: Format) {
                 .with_filter(CapabilityCallLayer::filter())
         }))
         .init();
+    // `init` bridges the `log` crate at the most verbose level any layer
+    // enables (TRACE, for the capability-call spans): every `log::trace!` in
+    // a dependency would then reach the subscriber only to be filtered out.
+    // Let through only what RUST_LOG can print.
+    let level = match filter().max_level_hint() {
+        Some(tracing_subscriber::filter::LevelFilter::OFF) => log::LevelFilter::Off,
+        Some(tracing_subscriber::filter::LevelFilter::ERROR) => log::LevelFilter::Error,
+        Some(tracing_subscriber::filter::LevelFilter::WARN) => log::LevelFilter::Warn,
+        Some(tracing_subscriber::filter::LevelFilter::INFO) => log::LevelFilter::Info,
+        Some(tracing_subscriber::filter::LevelFilter::DEBUG) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    log::set_max_level(level);
 }
 
-/// `<state-dir>/logs/nexa.log`: JSON lines written from a background thread
-/// (a request never waits for the disk), rotated at [`LOG_FILE_MAX_BYTES`].
-/// Lines logged before it is opened are kept (up to 256 KiB) and written
-/// first.
-pub struct LogFile {
-    state: Mutex<FileState>,
+/// Where log lines go. Writing one only appends it to a buffer; a thread of
+/// its own writes the buffers out every [`FLUSH_EVERY`] (or sooner when one
+/// fills), so a request never waits for a disk or a pipe and a busy host
+/// neither makes one syscall nor wakes a thread per line.
+#[derive(Clone, Copy)]
+enum Output {
+    Stderr,
+    File,
+    Both,
 }
 
+/// How often the writer thread writes out what was logged.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// A buffer past this is written out at once; past [`MAX_BUFFERED`] lines
+/// are dropped (and counted) until the writer catches up.
+const FLUSH_AT: usize = 256 * 1024;
+const MAX_BUFFERED: usize = 8 * 1024 * 1024;
+
+/// `<state-dir>/logs/nexa.log`, rotated past this size; older files kept.
+pub const LOG_FILE_MAX_BYTES: usize = 16 * 1024 * 1024;
+pub const LOG_FILE_KEEP: usize = 4;
+
+struct Buffers {
+    stderr: Vec<u8>,
+    file: Vec<u8>,
+    file_state: FileState,
+    dropped: u64,
+    /// [`flush`] asks for generation n; the writer says which it has done.
+    flush_requested: u64,
+    flush_done: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum FileState {
-    Pending(Vec<u8>),
-    Open(NonBlocking),
+    /// Until [`LogFile::open`]: what is logged meanwhile waits (up to
+    /// [`FLUSH_AT`]) and is written first.
+    Pending,
+    Open,
     Off,
 }
 
-const PENDING_MAX_BYTES: usize = 256 * 1024;
+struct Sink {
+    buffers: Mutex<Buffers>,
+    /// Only the writer thread writes to it.
+    file: Mutex<Option<file_rotate::FileRotate<file_rotate::suffix::AppendCount>>>,
+    wake: Condvar,
+    flushed: Condvar,
+}
 
-static LOG_FILE: OnceLock<LogFile> = OnceLock::new();
-static LOG_FILE_GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+fn sink() -> &'static Sink {
+    static SINK: OnceLock<Sink> = OnceLock::new();
+    static WRITER: std::sync::Once = std::sync::Once::new();
+    let sink = SINK.get_or_init(|| Sink {
+        buffers: Mutex::new(Buffers {
+            stderr: Vec::new(),
+            file: Vec::new(),
+            file_state: FileState::Pending,
+            dropped: 0,
+            flush_requested: 0,
+            flush_done: 0,
+        }),
+        file: Mutex::new(None),
+        wake: Condvar::new(),
+        flushed: Condvar::new(),
+    });
+    WRITER.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("nexa-log-writer".into())
+            .spawn(move || write_out_forever(sink));
+    });
+    sink
+}
 
-impl LogFile {
-    pub fn global() -> &'static LogFile {
-        LOG_FILE.get_or_init(|| LogFile {
-            state: Mutex::new(FileState::Pending(Vec::new())),
-        })
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The writer thread: every [`FLUSH_EVERY`] (sooner when a buffer fills or
+/// [`flush`] asks), takes the buffers and writes them out, unlocked.
+fn write_out_forever(sink: &'static Sink) {
+    loop {
+        let (stderr, file, dropped, generation) = {
+            let buffers = lock(&sink.buffers);
+            let mut buffers = sink
+                .wake
+                .wait_timeout_while(buffers, FLUSH_EVERY, |b| {
+                    b.flush_requested == b.flush_done
+                        && b.stderr.len() < FLUSH_AT
+                        && b.file.len() < FLUSH_AT
+                })
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|e| e.into_inner().0);
+            let file = if buffers.file_state == FileState::Open {
+                std::mem::take(&mut buffers.file)
+            } else {
+                Vec::new()
+            };
+            (
+                std::mem::take(&mut buffers.stderr),
+                file,
+                std::mem::take(&mut buffers.dropped),
+                buffers.flush_requested,
+            )
+        };
+        if !stderr.is_empty() || dropped > 0 {
+            let mut out = io::stderr().lock();
+            if dropped > 0 {
+                let _ = writeln!(
+                    out,
+                    "(log: {dropped} lines dropped: the writer fell behind)"
+                );
+            }
+            let _ = out.write_all(&stderr);
+            let _ = out.flush();
+        }
+        if !file.is_empty()
+            && let Some(rotating) = lock(&sink.file).as_mut()
+        {
+            let _ = rotating.write_all(&file);
+            let _ = rotating.flush();
+        }
+        let mut buffers = lock(&sink.buffers);
+        if buffers.flush_done < generation {
+            buffers.flush_done = generation;
+            sink.flushed.notify_all();
+        }
+    }
+}
+
+impl Output {
+    fn append(self, bytes: &[u8]) {
+        let sink = sink();
+        let mut buffers = lock(&sink.buffers);
+        if buffers.stderr.len() + buffers.file.len() + bytes.len() > MAX_BUFFERED {
+            buffers.dropped += 1;
+            return;
+        }
+        if matches!(self, Output::Stderr | Output::Both) {
+            buffers.stderr.extend_from_slice(bytes);
+        }
+        let keep_for_file = match buffers.file_state {
+            FileState::Open => true,
+            FileState::Pending => buffers.file.len() + bytes.len() <= FLUSH_AT,
+            FileState::Off => false,
+        };
+        if matches!(self, Output::File | Output::Both) && keep_for_file {
+            buffers.file.extend_from_slice(bytes);
+        }
+        let full = buffers.stderr.len() >= FLUSH_AT
+            || (buffers.file_state == FileState::Open && buffers.file.len() >= FLUSH_AT);
+        drop(buffers);
+        if full {
+            sink.wake.notify_one();
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.append(bytes);
+        Ok(bytes.len())
     }
 
-    /// The log file of a state directory.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Prints a plain line on stderr in order with the log lines before it
+/// (the "Serving http://…" lines that scripts wait for), at once.
+pub fn print(line: &str) {
+    Output::Stderr.append(format!("{line}\n").as_bytes());
+    flush();
+}
+
+/// Writes out everything logged so far (at start-up milestones and at exit);
+/// waits at most a second.
+pub fn flush() {
+    let sink = sink();
+    let mut buffers = lock(&sink.buffers);
+    buffers.flush_requested += 1;
+    let generation = buffers.flush_requested;
+    sink.wake.notify_one();
+    let _ = sink
+        .flushed
+        .wait_timeout_while(buffers, Duration::from_secs(1), |b| {
+            b.flush_done < generation
+        });
+}
+
+/// The log file of a state directory.
+pub struct LogFile;
+
+impl LogFile {
     pub fn path_in(state_dir: &Path) -> PathBuf {
         state_dir.join("logs").join("nexa.log")
     }
 
-    /// Starts appending to `path` (rotating it by size); returns an error
-    /// when it cannot be created, and logging goes on to stderr only.
+    /// Starts appending to `path` (rotating it by size), first what was
+    /// logged before; an error when it cannot be created, and logging goes
+    /// on to stderr only.
     pub fn open(path: &Path) -> io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -156,64 +332,24 @@ impl LogFile {
             file_rotate::compression::Compression::None,
             None,
         );
-        let (mut writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(true)
-            .thread_name("nexa-log-file")
-            .finish(rotating);
-        let file = LogFile::global();
-        let mut state = file.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let FileState::Pending(early) = &*state {
-            let _ = writer.write_all(early);
-        }
-        *state = FileState::Open(writer);
-        *LOG_FILE_GUARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+        let sink = sink();
+        *lock(&sink.file) = Some(rotating);
+        lock(&sink.buffers).file_state = FileState::Open;
         Ok(())
     }
 
-    /// A writer to the file (the subscriber's `MakeWriter`).
-    pub fn writer() -> LogFileWriter<'static> {
-        LogFileWriter(LogFile::global())
-    }
-
-    /// Stops buffering early lines (no file will be opened).
+    /// No file will be opened: stop keeping lines for it.
     pub fn disable() {
-        let file = LogFile::global();
-        *file.state.lock().unwrap_or_else(|e| e.into_inner()) = FileState::Off;
-    }
-
-    /// Writes what is queued to the file (at exit).
-    pub fn flush() {
-        LOG_FILE_GUARD
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let mut buffers = lock(&sink().buffers);
+        buffers.file_state = FileState::Off;
+        buffers.file.clear();
     }
 }
 
-pub struct LogFileWriter<'a>(&'a LogFile);
-
-impl Write for LogFileWriter<'_> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-        match &mut *state {
-            FileState::Open(writer) => writer.write(bytes),
-            FileState::Pending(early) => {
-                if early.len() + bytes.len() <= PENDING_MAX_BYTES {
-                    early.extend_from_slice(bytes);
-                }
-                Ok(bytes.len())
-            }
-            FileState::Off => Ok(bytes.len()),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The fields of a [`REQUEST_SPAN`], kept as JSON for [`JsonLines`].
-struct RequestFields(Map<String, Value>);
+/// The fields of a [`REQUEST_SPAN`], kept as a ready JSON fragment
+/// (`,"request_id":"…","trace_id":"…"`) for [`JsonLines`]: written into
+/// each line without being formatted again.
+struct RequestFields(String);
 
 /// Keeps each request span's fields (also those recorded later) in the
 /// span, where [`JsonLines`] finds them.
@@ -224,7 +360,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, context: Context<'_, S>) {
-        let mut fields = JsonFields(Map::new());
+        let mut fields = JsonFields(String::new());
         attributes.record(&mut fields);
         if let Some(span) = context.span(id) {
             span.extensions_mut().insert(RequestFields(fields.0));
@@ -242,7 +378,9 @@ where
     }
 }
 
-/// One JSON object per event, the request's fields and the event's flat.
+/// One JSON object per event, the request's fields and the event's flat,
+/// written straight into the line (this runs once per request, for the
+/// access line: no map, no second pass).
 pub struct JsonLines;
 
 impl<S, N> FormatEvent<S, N> for JsonLines
@@ -257,63 +395,103 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let metadata = event.metadata();
-        let mut line = Map::new();
-        line.insert(
-            "timestamp".into(),
-            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        let mut line = JsonFields(String::with_capacity(256));
+        line.0.push_str("{\"timestamp\":\"");
+        let _ = write!(
+            line.0,
+            "{}",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ")
         );
-        line.insert("level".into(), Value::String(metadata.level().to_string()));
-        line.insert(
-            "target".into(),
-            Value::String(metadata.target().to_string()),
-        );
+        line.0.push_str("\",\"level\":\"");
+        line.0.push_str(metadata.level().as_str());
+        line.0.push('"');
+        line.push_str_field("target", metadata.target());
         if let Some(scope) = context.event_scope() {
             for span in scope.from_root() {
                 if let Some(RequestFields(fields)) = span.extensions().get::<RequestFields>() {
-                    line.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    line.0.push_str(fields);
                 }
             }
         }
-        let mut fields = JsonFields(line);
-        event.record(&mut fields);
-        let text = serde_json::to_string(&fields.0).map_err(|_| fmt::Error)?;
-        writeln!(writer, "{text}")
+        event.record(&mut line);
+        line.0.push('}');
+        writeln!(writer, "{}", line.0)
     }
 }
 
-struct JsonFields(Map<String, Value>);
+/// `,"name":value` pairs appended to a JSON object being written.
+struct JsonFields(String);
+
+impl JsonFields {
+    fn push_key(&mut self, name: &str) {
+        self.0.push(',');
+        push_json_string(&mut self.0, name);
+        self.0.push(':');
+    }
+
+    fn push_str_field(&mut self, name: &str, value: &str) {
+        self.push_key(name);
+        push_json_string(&mut self.0, value);
+    }
+}
+
+/// Appends `text` as a JSON string.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
 
 impl Visit for JsonFields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .insert(field.name().into(), Value::String(value.to_string()));
+        self.push_str_field(field.name(), value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), Value::from(value));
+        self.push_key(field.name());
+        let _ = write!(self.0, "{value}");
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), Value::from(value));
+        self.push_key(field.name());
+        let _ = write!(self.0, "{value}");
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), Value::from(value));
+        self.push_key(field.name());
+        if value.is_finite() {
+            let _ = write!(self.0, "{value}");
+        } else {
+            self.0.push_str("null");
+        }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), Value::from(value));
+        self.push_key(field.name());
+        self.0.push_str(if value { "true" } else { "false" });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), Value::String(format!("{value:?}")));
+        self.push_str_field(field.name(), &format!("{value:?}"));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::sync::Arc;
 
     #[derive(Clone, Default)]
