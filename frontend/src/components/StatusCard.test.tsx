@@ -1,4 +1,4 @@
-import { render, screen } from '@testing-library/react';
+import { render, screen, waitFor } from '@testing-library/react';
 import { describe, expect, it, vi } from 'vitest';
 import type { Health } from '../api/types';
 import { jsonResponse, stubFetch } from '../test/http';
@@ -32,7 +32,8 @@ describe('StatusCard', () => {
     stubFetch({ 'GET /health': () => jsonResponse(200, healthy) });
     render(<StatusCard />);
 
-    expect(await screen.findByRole('status')).toHaveTextContent('Operational');
+    // The status element is there at once ("Checking…"); wait for its answer.
+    await waitFor(() => expect(screen.getByRole('status')).toHaveTextContent('Operational'));
     expect(term('Database')).toHaveTextContent('Healthy · 2.5 ms');
     expect(term('Cache')).toHaveTextContent('Healthy · 0.4 ms');
     expect(term('Version')).toHaveTextContent('1.4.2');
@@ -43,7 +44,8 @@ describe('StatusCard', () => {
     stubFetch({ 'GET /health': () => jsonResponse(503, degraded) });
     render(<StatusCard />);
 
-    expect(await screen.findByRole('status')).toHaveTextContent('Degraded');
+    // The status element is there at once ("Checking…"); wait for its answer.
+    await waitFor(() => expect(screen.getByRole('status')).toHaveTextContent('Degraded'));
     expect(term('Database')).toHaveTextContent('Unhealthy');
     expect(term('Database')).toHaveTextContent('connection refused');
     expect(screen.queryByRole('alert')).toBeNull();
@@ -56,7 +58,8 @@ describe('StatusCard', () => {
     });
     render(<StatusCard />);
 
-    expect(await screen.findByRole('status')).toHaveTextContent('Unreachable');
+    // The status element is there at once ("Checking…"); wait for its answer.
+    await waitFor(() => expect(screen.getByRole('status')).toHaveTextContent('Unreachable'));
     expect(screen.getByRole('alert')).toHaveTextContent('temporarily unavailable');
     expect(screen.getByRole('alert')).toHaveTextContent('Request id: busy-1');
   });
@@ -65,7 +68,8 @@ describe('StatusCard', () => {
     vi.stubGlobal('fetch', vi.fn(async () => Promise.reject(new TypeError('Failed to fetch'))));
     render(<StatusCard />);
 
-    expect(await screen.findByRole('status')).toHaveTextContent('Unreachable');
+    // The status element is there at once ("Checking…"); wait for its answer.
+    await waitFor(() => expect(screen.getByRole('status')).toHaveTextContent('Unreachable'));
     expect(screen.getByRole('alert')).toHaveTextContent('Could not reach the server');
     expect(screen.queryByText('Database')).toBeNull();
   });
