@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::support::{AppDir, Host, fixture_host, fixture_manifest, rc_args, repo_app};
 
-async fn scrape(host: &Host) -> String {
+pub async fn scrape(host: &Host) -> String {
     let response = reqwest::get(host.admin_url("/metrics")).await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
@@ -19,7 +19,7 @@ async fn scrape(host: &Host) -> String {
 
 /// The value of the sample whose line starts with `series` (name and labels
 /// as exposed, labels in alphabetical order).
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }

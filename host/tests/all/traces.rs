@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use prost::Message;
 use serde_json::{Value, json};
 
+use crate::metrics::{sample, scrape};
 use crate::services::TestDatabase;
 use crate::support::{AppDir, Host, SECRET_RUNTIME_CONFIG, fixture_manifest, unique};
 
@@ -397,17 +398,8 @@ async fn a_dead_collector_neither_holds_requests_nor_shutdown() {
     // The failed exports are counted.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let metrics = reqwest::get(host.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let dropped = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("trace_spans_dropped_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
+        let metrics = scrape(&host).await;
+        let dropped = sample(&metrics, "trace_spans_dropped_total").unwrap_or(0.0);
         if dropped > 0.0 {
             break;
         }
@@ -442,8 +434,8 @@ async fn log_lines_carry_request_and_trace_ids() {
     assert_eq!(response.status(), 200);
     // One access-log line per request, JSON, with the request's ids.
     let access = |text: &str| -> Option<Value> {
-        text.lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        crate::support::events(text)
+            .into_iter()
             .find(|line| line["target"] == "nexa::access" && line["request_id"] == "log-line-test")
     };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -491,8 +483,8 @@ async fn component_output_is_logged_per_line_tagged_and_rate_limited() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let lines = |log: &str| -> Vec<Value> {
-        log.lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        crate::support::events(log)
+            .into_iter()
             .filter(|line| line["target"] == "nexa::component")
             .collect()
     };
@@ -528,18 +520,10 @@ async fn component_output_is_logged_per_line_tagged_and_rate_limited() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let logged = lines(&host.log()).len();
     assert!(logged < 1000, "{logged} lines logged");
-    let metrics = reqwest::get(host.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let dropped: f64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(r#"component_output_lines_dropped_total{component="fixture"} "#)
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
+    let dropped = sample(
+        &scrape(&host).await,
+        r#"component_output_lines_dropped_total{component="fixture"}"#,
+    )
+    .unwrap_or(0.0);
     assert!(dropped >= 4000.0, "{dropped} dropped");
 }
