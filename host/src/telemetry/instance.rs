@@ -123,15 +123,6 @@ pub fn calling() -> Option<Arc<InstanceInfo>> {
     CALLING.with(|calling| calling.borrow().clone())
 }
 
-/// Runs `f` with `instance` marked as the caller (for host code that runs
-/// outside a guest's call, such as outbound HTTP's hooks).
-pub fn with_calling<R>(instance: &Arc<InstanceInfo>, f: impl FnOnce() -> R) -> R {
-    let previous = CALLING.with(|calling| calling.borrow_mut().replace(instance.clone()));
-    let result = f();
-    CALLING.with(|calling| *calling.borrow_mut() = previous);
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
