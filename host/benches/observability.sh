@@ -9,8 +9,11 @@
 #             OTLP http/protobuf to a live receiver (a small Python server)
 #
 # Each round runs the three in turn, each for the same seconds; the medians
-# of the rounds are compared (rates, not absolute numbers: wrk and the three
-# hosts share the machine's cores).
+# of the rounds are compared (rates, not absolute numbers). With two or more
+# CPUs and `taskset`, the hosts run on the last CPU and wrk and the receiver
+# on the others: a host then has one core to itself and its rate measures
+# its cost per request, not how the scheduler shared the cores that round
+# (unpinned, runs here moved by ±5 %). PIN=0 turns this off.
 #
 #   host/benches/observability.sh [rounds] [seconds] [connections]
 set -euo pipefail
@@ -26,6 +29,15 @@ fi
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 nexa="${NEXA:-$target_dir/release/nexa}"
 "$nexa" build >/dev/null 2>&1
+
+# Where hosts and the load generator run.
+host_cpu=() load_cpu=() threads=2
+if [ "${PIN:-1}" != 0 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  last=$(( $(nproc) - 1 ))
+  host_cpu=(taskset -c "$last")
+  load_cpu=(taskset -c "0-$(( last - 1 ))")
+  threads="$last"
+fi
 
 work="$(mktemp -d)"
 pids=()
@@ -58,7 +70,7 @@ server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 EOF
-python3 "$work/receiver.py" x "$work/exports" > "$work/receiver.port" &
+"${load_cpu[@]}" python3 "$work/receiver.py" x "$work/exports" > "$work/receiver.port" &
 pids+=($!)
 for _ in $(seq 1 50); do [ -s "$work/receiver.port" ] && break; sleep 0.1; done
 receiver_port="$(head -n 1 "$work/receiver.port")"
@@ -68,7 +80,7 @@ receiver_port="$(head -n 1 "$work/receiver.port")"
 start() {
   local name="$1"; shift
   mkdir -p "$work/$name"
-  env "$@" NEXA_ADMIN_LISTEN=127.0.0.1:0 RUST_LOG=info "$nexa" up \
+  env "$@" NEXA_ADMIN_LISTEN=127.0.0.1:0 RUST_LOG=info "${host_cpu[@]}" "$nexa" up \
     --runtime-config-file runtime-config.dev.toml --host-config-file "$work/nexa.toml" \
     --state-dir "$work/$name" --listen 127.0.0.1:0 2>"$work/$name.log" &
   pids+=($!)
@@ -90,12 +102,16 @@ start tracing OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$receiver_port" \
   OTEL_BSP_MAX_QUEUE_SIZE=65536 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=2048
 
 rate() {
-  wrk -t2 -c"$connections" -d"${duration}s" --latency "http://$(cat "$work/$1.address")/health" |
+  "${load_cpu[@]}" wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://$(cat "$work/$1.address")/health" |
     awk '/Requests\/sec/ {rps=$2} /Non-2xx/ {bad=$5} END {printf "%s %s\n", rps, (bad==""?0:bad)}'
 }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 
-echo "GET /health, $rounds alternating rounds of wrk -t2 -c$connections -d${duration}s per host"
+echo "GET /health, $rounds alternating rounds of wrk -t$threads -c$connections -d${duration}s per host${host_cpu:+ (hosts pinned to CPU ${host_cpu[2]})}"
+# Warm up: instances made, caches filled, before anything is counted.
+for name in baseline default tracing; do
+  "${load_cpu[@]}" wrk -t1 -c"$connections" -d1s "http://$(cat "$work/$name.address")/health" >/dev/null
+done
 for round in $(seq 1 "$rounds"); do
   line="round $round:"
   for name in baseline default tracing; do

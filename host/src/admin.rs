@@ -1,18 +1,83 @@
 //! The admin listener: what operators and Prometheus read, on an address of
 //! its own (`--admin-listen`, default 127.0.0.1:9464), never on the public
-//! port, so it is neither rate limited nor public. `/metrics` needs no token.
+//! port, so it is neither rate limited nor public. `/metrics` needs no token;
+//! the admin API under `/admin/` needs the bearer token
+//! ([`AdminToken`]) and is off when none is configured.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use anyhow::Context as _;
 use axum::Router;
-use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
+use crate::config::host::HostConfig;
 use crate::metrics::Metrics;
 use crate::server::ServerState;
+
+/// The environment variable that holds the admin API's bearer token.
+pub const ADMIN_TOKEN_ENV: &str = "NEXA_ADMIN_TOKEN";
+
+/// Tokens shorter than this are accepted, with a warning at start-up.
+const SHORT_TOKEN: usize = 16;
+
+/// The admin API's bearer token, kept as its SHA-256: a presented token is
+/// hashed and the digests compared in constant time, so neither the content
+/// nor the length of the token leaks through timing.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+impl AdminToken {
+    pub fn new(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// `NEXA_ADMIN_TOKEN`, else the file nexa.toml names; `None` when
+    /// neither is set. An empty token or an unreadable file is an error.
+    pub fn configured(host: &HostConfig) -> anyhow::Result<Option<Self>> {
+        let (token, origin) = match std::env::var(ADMIN_TOKEN_ENV) {
+            Ok(token) => (token, ADMIN_TOKEN_ENV.to_string()),
+            Err(_) => match &host.admin_token_file {
+                Some(path) => (
+                    std::fs::read_to_string(path).with_context(|| {
+                        format!("reading the admin token file {}", path.display())
+                    })?,
+                    path.display().to_string(),
+                ),
+                None => return Ok(None),
+            },
+        };
+        let token = token.trim();
+        anyhow::ensure!(!token.is_empty(), "the admin token in {origin} is empty");
+        if token.len() < SHORT_TOKEN {
+            tracing::warn!(
+                from = %origin,
+                "the admin token is shorter than {SHORT_TOKEN} characters: use a long random one"
+            );
+        }
+        Ok(Some(Self::new(token)))
+    }
+
+    pub fn accepts(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.0.ct_eq(&digest).into()
+    }
+}
 
 /// Where the admin listener listens: an address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +103,109 @@ impl std::str::FromStr for AdminListen {
     }
 }
 
-pub fn router(state: Arc<ServerState>) -> Router {
+pub fn router(state: Arc<ServerState>, token: Option<AdminToken>) -> Router {
+    let api = match token {
+        Some(token) => Router::new()
+            .route("/components", get(components))
+            .fallback(|| async { error(StatusCode::NOT_FOUND, "no such admin endpoint") })
+            .layer(middleware::from_fn_with_state(token, require_token)),
+        None => Router::new().fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "the admin API is off: set NEXA_ADMIN_TOKEN or admin_token_file in nexa.toml",
+            )
+        }),
+    };
     Router::new()
         .route("/metrics", get(metrics))
+        .nest("/admin", api)
         .with_state(state)
+}
+
+/// The admin API's errors: JSON `{"detail": ...}` like the host's others.
+fn error(status: StatusCode, detail: &str) -> Response {
+    json(status, &serde_json::json!({ "detail": detail }))
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Lets through requests that carry `Authorization: Bearer <token>`.
+async fn require_token(State(token): State<AdminToken>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match presented {
+        Some(presented) if token.accepts(presented.trim()) => next.run(request).await,
+        Some(_) => error(StatusCode::UNAUTHORIZED, "the admin token is not valid"),
+        None => {
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "the admin API needs `Authorization: Bearer <token>`",
+            );
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+/// One component as `GET /admin/components` reports it (and the CLI reads it).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ComponentReport {
+    pub id: String,
+    /// Its public routes as spin.toml declares them.
+    pub routes: Vec<String>,
+    /// Reachable only by chained requests.
+    pub private: bool,
+    /// `sha256:<hex>` of the `.wasm` serving now.
+    pub digest: String,
+    pub size_bytes: u64,
+    /// RFC 3339, UTC.
+    pub loaded_at: String,
+    pub requests_served: u64,
+    pub live_instances: i64,
+    /// Earlier versions kept for rollback, newest first.
+    pub previous_versions: Vec<String>,
+}
+
+async fn components(State(state): State<Arc<ServerState>>) -> Response {
+    let app = &state.app;
+    let reports: Vec<ComponentReport> = app
+        .components
+        .ids()
+        .into_iter()
+        .filter_map(|id| app.components.get(id))
+        .map(|component| ComponentReport {
+            id: component.id.clone(),
+            routes: app
+                .routes
+                .routes_of(&component.id)
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            private: app.routes.is_private(&component.id),
+            digest: format!("sha256:{}", component.source.digest),
+            size_bytes: component.source.size,
+            loaded_at: humantime::format_rfc3339_seconds(component.loaded_at).to_string(),
+            requests_served: component.requests.load(Ordering::Relaxed),
+            live_instances: component.live_instances(),
+            previous_versions: Vec::new(),
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "components": reports }),
+    )
 }
 
 /// The text exposition, with the gauges read at scrape time brought up to date.
@@ -67,8 +231,12 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
 }
 
 /// Serves the admin router on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ServerState>) {
-    if let Err(error) = axum::serve(listener, router(state)).await {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+    token: Option<AdminToken>,
+) {
+    if let Err(error) = axum::serve(listener, router(state, token)).await {
         tracing::error!(%error, "the admin listener stopped");
     }
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,8 @@ use crate::capabilities::{AppCapabilities, AppContext, ComponentContext, Compone
 use crate::config::host::HostConfig;
 use crate::config::manifest::LoadedManifest;
 use crate::config::runtime::LoadedRuntimeConfig;
-use crate::engine::{ArtifactCache, EPOCH_TICK, build_engine};
+use crate::engine::{ArtifactCache, ComponentSource, EPOCH_TICK, build_engine};
+use crate::metrics::InstanceSeries;
 use crate::routes::RouteTable;
 use crate::store::{StoreData, build_linker};
 use crate::telemetry;
@@ -104,6 +105,20 @@ pub struct LoadedComponent {
     /// This component's own concurrency limit (nexa.toml), if any, and how
     /// long a request may wait for it.
     pub slots: Option<(Arc<tokio::sync::Semaphore>, Duration)>,
+    /// The `.wasm` it was loaded from.
+    pub source: ComponentSource,
+    pub loaded_at: std::time::SystemTime,
+    /// Requests handed to it (the edge's and chained ones).
+    pub requests: AtomicU64,
+    /// Its instance metrics (the live-instance gauge among them).
+    pub series: InstanceSeries,
+}
+
+impl LoadedComponent {
+    /// Instances alive now.
+    pub fn live_instances(&self) -> i64 {
+        self.series.live.get()
+    }
 }
 
 impl App {
@@ -119,8 +134,8 @@ impl App {
         let linker = build_linker(&engine)?;
         let limits = InstanceLimits::from(&resolved.files.host);
         let mut components = HashMap::new();
-        for (plan, component) in resolved.components.into_iter().zip(compiled) {
-            let loaded = pre_instantiate(&engine, &linker, plan, &component, limits)?;
+        for (plan, (component, source)) in resolved.components.into_iter().zip(compiled) {
+            let loaded = pre_instantiate(&engine, &linker, plan, &component, source, limits)?;
             components.insert(loaded.id.clone(), loaded);
         }
         let components = Arc::new(ComponentRegistry(components));
@@ -277,13 +292,13 @@ pub fn compile_components(
     engine: &Engine,
     artifacts: &ArtifactCache,
     plans: &[ComponentPlan],
-) -> anyhow::Result<Vec<Component>> {
+) -> anyhow::Result<Vec<(Component, ComponentSource)>> {
     plans
         .iter()
         .map(|plan| {
-            let component = artifacts.load(engine, &plan.id, &plan.wasm)?;
+            let (component, source) = artifacts.load(engine, &plan.id, &plan.wasm)?;
             crate::contract::check(engine, &plan.id, &component)?;
-            Ok(component)
+            Ok((component, source))
         })
         .collect()
 }
@@ -294,6 +309,7 @@ pub fn pre_instantiate(
     linker: &Linker<StoreData>,
     plan: ComponentPlan,
     component: &Component,
+    source: ComponentSource,
     limits: InstanceLimits,
 ) -> anyhow::Result<LoadedComponent> {
     let id = plan.id;
@@ -304,6 +320,7 @@ pub fn pre_instantiate(
     let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("component \"{id}\": not a wasi:http/handler@0.3.0 component"))?;
+    let series = InstanceSeries::new(crate::metrics::Metrics::global(), &id);
     let instances = ComponentInstances {
         id: Arc::from(id.as_str()),
         engine: engine.clone(),
@@ -311,11 +328,16 @@ pub fn pre_instantiate(
         grants: plan.grants,
         environment: plan.environment,
         limits,
+        series: series.clone(),
     };
     Ok(LoadedComponent {
         id,
         handler: ProxyHandler::new(instances),
         slots: plan.slots,
+        source,
+        loaded_at: std::time::SystemTime::now(),
+        requests: AtomicU64::new(0),
+        series,
     })
 }
 
@@ -351,6 +373,7 @@ pub struct ComponentInstances {
     grants: ComponentGrants,
     environment: BTreeMap<String, String>,
     limits: InstanceLimits,
+    series: InstanceSeries,
 }
 
 impl HandlerState for ComponentInstances {
@@ -386,16 +409,15 @@ impl HandlerState for ComponentInstances {
         // requests get a turn even while this guest computes.
         store.epoch_deadline_async_yield_and_update(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
-        let metrics = crate::metrics::Metrics::global();
-        metrics.instantiations.with_label_values(&[&*self.id]).inc();
-        metrics.live_instances.with_label_values(&[&*self.id]).inc();
+        self.series.instantiations.inc();
+        self.series.live.inc();
         Ok(Instance {
             store,
             proxy,
             view: <StoreData as WasiHttpView>::http,
             expiration: InstanceExpiration::new(self.limits),
             state: InstanceWorker {
-                component: self.id.to_string(),
+                series: self.series.clone(),
                 limits: self.limits,
                 served: AtomicUsize::new(0),
             },
@@ -405,7 +427,7 @@ impl HandlerState for ComponentInstances {
 
 /// Per-instance policy: how many requests it takes and when one expires.
 pub struct InstanceWorker {
-    component: String,
+    series: InstanceSeries,
     limits: InstanceLimits,
     /// Requests started on this instance, for the reuse metric.
     served: AtomicUsize,
@@ -456,10 +478,7 @@ impl WorkerState for InstanceWorker {
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         if self.served.fetch_add(1, Ordering::Relaxed) > 0 {
-            crate::metrics::Metrics::global()
-                .instance_reuses
-                .with_label_values(&[&self.component])
-                .inc();
+            self.series.reuses.inc();
         }
         // In flight on this instance until the request is done (when the
         // handler drops this future).
@@ -472,10 +491,7 @@ impl WorkerState for InstanceWorker {
     }
 
     fn drop(&self, _store: Store<StoreData>, result: wasmtime::Result<()>) {
-        crate::metrics::Metrics::global()
-            .live_instances
-            .with_label_values(&[&self.component])
-            .dec();
+        self.series.live.dec();
         if let Err(error) = result {
             tracing::warn!(error = %format!("{error:#}"), "instance retired after a fault");
         }

@@ -102,7 +102,12 @@ impl ArtifactCache {
 
     /// The compiled component for `wasm`: from the cache when this engine
     /// compiled the same bytes before, else compiled now and stored.
-    pub fn load(&self, engine: &Engine, name: &str, wasm_path: &Path) -> anyhow::Result<Component> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        name: &str,
+        wasm_path: &Path,
+    ) -> anyhow::Result<(Component, ComponentSource)> {
         let wasm = std::fs::read(wasm_path).with_context(|| {
             format!(
                 "component \"{name}\": cannot read {} (run `nexa build`, or `nexa up --build`)",
@@ -110,6 +115,7 @@ impl ArtifactCache {
             )
         })?;
         let artifact = self.artifact_path(&wasm);
+        let source = ComponentSource::of(&wasm);
         let started = Instant::now();
         if artifact.exists() {
             // SAFETY: the file was written by `Engine::precompile_component` of
@@ -126,7 +132,7 @@ impl ArtifactCache {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "component loaded from the artifact cache"
                     );
-                    return Ok(component);
+                    return Ok((component, source));
                 }
                 Err(error) => {
                     tracing::warn!(component = name, %error, "cached artifact unusable; recompiling");
@@ -153,7 +159,7 @@ impl ArtifactCache {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "component compiled (artifact cache miss)"
         );
-        Ok(component)
+        Ok((component, source))
     }
 
     /// Writes atomically, so a crash never leaves a torn artifact behind.
@@ -162,6 +168,23 @@ impl ArtifactCache {
         let temporary = artifact.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&temporary, bytes)?;
         std::fs::rename(&temporary, artifact)
+    }
+}
+
+/// What a component was loaded from: the SHA-256 of its `.wasm` bytes
+/// (hex) and their size, as the admin API reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentSource {
+    pub digest: String,
+    pub size: u64,
+}
+
+impl ComponentSource {
+    pub fn of(wasm: &[u8]) -> Self {
+        Self {
+            digest: hex::encode(Sha256::digest(wasm)),
+            size: wasm.len() as u64,
+        }
     }
 }
 

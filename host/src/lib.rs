@@ -12,6 +12,7 @@ pub mod spin_bindings {
 pub mod admin;
 pub mod app;
 pub mod builder;
+pub mod cli;
 pub mod contract;
 pub mod edge;
 pub mod engine;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use nexa_host::admin::{AdminListen, DEFAULT_ADMIN_LISTEN};
+use nexa_host::admin::{ADMIN_TOKEN_ENV, AdminListen, AdminToken, DEFAULT_ADMIN_LISTEN};
 use nexa_host::app::{App, AppOptions};
 use nexa_host::config::manifest::LoadedManifest;
 use nexa_host::telemetry::logs::LogFile;
@@ -54,11 +54,49 @@ enum Command {
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
         manifest: PathBuf,
     },
-    /// Check a component's imports and exports against the Nexa world (wit/world.wit).
+    /// The components of a running host (through its admin API), or a
+    /// .wasm file checked against the Nexa world.
+    Components {
+        #[command(subcommand)]
+        command: ComponentsCommand,
+    },
+    /// Check a component's imports and exports against the Nexa world
+    /// (the same as `nexa components check`).
     CheckComponent {
         /// The component's .wasm file.
         wasm: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ComponentsCommand {
+    /// List the host's components: routes, digest, size, requests served,
+    /// live instances, when loaded.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a .wasm file's imports and exports against the Nexa world (wit/world.wit).
+    Check {
+        /// The component's .wasm file.
+        wasm: PathBuf,
+    },
+}
+
+/// Where a running host's admin listener is (the token comes from
+/// `NEXA_ADMIN_TOKEN`).
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin listener's URL.
+    #[arg(
+        long = "admin",
+        default_value = "http://127.0.0.1:9464",
+        env = "NEXA_ADMIN_URL"
+    )]
+    url: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -166,9 +204,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             match admin {
                 Some(admin) => {
                     let admin_address = admin.local_addr()?;
-                    tracing::info!("admin listener on http://{admin_address} (/metrics)");
+                    let token = AdminToken::configured(&state.app.host)?;
+                    if token.is_some() {
+                        tracing::info!(
+                            "admin listener on http://{admin_address} (/metrics; /admin/ with the admin token)"
+                        );
+                    } else {
+                        tracing::info!(
+                            "admin listener on http://{admin_address} (/metrics; /admin/ off: set {ADMIN_TOKEN_ENV} or admin_token_file to turn it on)"
+                        );
+                    }
                     nexa_host::telemetry::logs::print(&format!("Admin http://{admin_address}"));
-                    tokio::spawn(nexa_host::admin::serve(admin, state.clone()));
+                    tokio::spawn(nexa_host::admin::serve(admin, state.clone(), token));
                 }
                 None => tracing::info!("admin listener off"),
             }
@@ -187,21 +234,30 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let loaded = LoadedManifest::load(&manifest)?;
             tokio::task::spawn_blocking(move || nexa_host::builder::build_all(&loaded)).await?
         }
-        Command::CheckComponent { wasm } => {
-            let engine = nexa_host::engine::build_engine(&Default::default())?;
-            let name = wasm
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| wasm.display().to_string());
-            let component = wasmtime::component::Component::from_file(&engine, &wasm)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("loading {}", wasm.display()))?;
-            nexa_host::contract::check(&engine, &name, &component)?;
-            println!(
-                "{}: ok (imports within nexa:platform/http-component)",
-                wasm.display()
-            );
-            Ok(())
-        }
+        Command::Components { command } => match command {
+            ComponentsCommand::List { admin, json } => {
+                nexa_host::cli::components_list(&admin.url, json).await
+            }
+            ComponentsCommand::Check { wasm } => check_component(&wasm),
+        },
+        Command::CheckComponent { wasm } => check_component(&wasm),
     }
+}
+
+/// `nexa components check FILE` (and its alias `nexa check-component`).
+fn check_component(wasm: &std::path::Path) -> anyhow::Result<()> {
+    let engine = nexa_host::engine::build_engine(&Default::default())?;
+    let name = wasm
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| wasm.display().to_string());
+    let component = wasmtime::component::Component::from_file(&engine, wasm)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("loading {}", wasm.display()))?;
+    nexa_host::contract::check(&engine, &name, &component)?;
+    println!(
+        "{}: ok (imports within nexa:platform/http-component)",
+        wasm.display()
+    );
+    Ok(())
 }

@@ -287,31 +287,6 @@ impl Metrics {
         }
     }
 
-    /// Records one answered request.
-    pub fn request_done(
-        &self,
-        route: &str,
-        method: &http::Method,
-        status: http::StatusCode,
-        component: &str,
-        elapsed: Duration,
-    ) {
-        let method = method_label(method);
-        let class = match status.as_u16() / 100 {
-            1 => "1xx",
-            2 => "2xx",
-            3 => "3xx",
-            4 => "4xx",
-            _ => "5xx",
-        };
-        self.requests
-            .with_label_values(&[route, method, class, component])
-            .inc();
-        self.request_duration
-            .with_label_values(&[route, method, component])
-            .observe(elapsed.as_secs_f64());
-    }
-
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -323,17 +298,120 @@ impl Metrics {
     }
 }
 
-/// Methods outside the standard set share one label value.
-fn method_label(method: &http::Method) -> &'static str {
+/// One component's instance series, resolved when it is loaded: an
+/// instance records into them without a label lookup.
+#[derive(Debug, Clone)]
+pub struct InstanceSeries {
+    pub instantiations: IntCounter,
+    pub reuses: IntCounter,
+    pub live: IntGauge,
+}
+
+impl InstanceSeries {
+    pub fn new(metrics: &Metrics, component: &str) -> Self {
+        Self {
+            instantiations: metrics.instantiations.with_label_values(&[component]),
+            reuses: metrics.instance_reuses.with_label_values(&[component]),
+            live: metrics.live_instances.with_label_values(&[component]),
+        }
+    }
+}
+
+/// The request series of one route: its labels, and the counter and
+/// histogram of each method and status class, each resolved on first use
+/// and then kept, so recording a request hashes no label and allocates
+/// nothing. Lives as long as the route table that owns it.
+#[derive(Debug)]
+pub struct RequestSeries {
+    route: String,
+    component: String,
+    by_method: [MethodSeries; METHODS.len()],
+}
+
+#[derive(Debug, Default)]
+struct MethodSeries {
+    /// One per status class, 1xx to 5xx.
+    requests: [OnceLock<IntCounter>; 5],
+    duration: OnceLock<Histogram>,
+}
+
+/// The method label values; methods outside the standard set share `other`.
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
+];
+
+fn method_index(method: &http::Method) -> usize {
     match *method {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::PATCH => "PATCH",
-        http::Method::DELETE => "DELETE",
-        http::Method::OPTIONS => "OPTIONS",
-        _ => "other",
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        http::Method::POST => 2,
+        http::Method::PUT => 3,
+        http::Method::PATCH => 4,
+        http::Method::DELETE => 5,
+        http::Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+impl RequestSeries {
+    /// The series of requests routed to `route` (the template as spin.toml
+    /// declares it) and served by `component`.
+    pub fn new(route: &str, component: &str) -> Self {
+        Self {
+            route: route.to_string(),
+            component: component.to_string(),
+            by_method: Default::default(),
+        }
+    }
+
+    /// Requests that matched no route.
+    pub fn unmatched() -> &'static RequestSeries {
+        static UNMATCHED: OnceLock<RequestSeries> = OnceLock::new();
+        UNMATCHED.get_or_init(|| RequestSeries::new("unmatched", "none"))
+    }
+
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+
+    /// Records one answered request in `metrics`.
+    pub fn record(
+        &self,
+        metrics: &Metrics,
+        method: &http::Method,
+        status: http::StatusCode,
+        elapsed: Duration,
+    ) {
+        let index = method_index(method);
+        let method_label = METHODS[index];
+        let series = &self.by_method[index];
+        let class = usize::from((status.as_u16() / 100).clamp(1, 5) - 1);
+        series.requests[class]
+            .get_or_init(|| {
+                metrics.requests.with_label_values(&[
+                    self.route.as_str(),
+                    method_label,
+                    STATUS_CLASSES[class],
+                    self.component.as_str(),
+                ])
+            })
+            .inc();
+        series
+            .duration
+            .get_or_init(|| {
+                metrics.request_duration.with_label_values(&[
+                    self.route.as_str(),
+                    method_label,
+                    self.component.as_str(),
+                ])
+            })
+            .observe(elapsed.as_secs_f64());
     }
 }
 
@@ -344,24 +422,29 @@ mod tests {
     #[test]
     fn requests_are_labelled_by_template_and_class() {
         let metrics = Metrics::new();
-        metrics.request_done(
-            "/items/...",
+        let series = RequestSeries::new("/items/...", "items");
+        series.record(
+            &metrics,
             &http::Method::GET,
             http::StatusCode::NOT_FOUND,
-            "items",
             Duration::from_millis(3),
         );
-        metrics.request_done(
-            "/items/...",
+        series.record(
+            &metrics,
             &http::Method::from_bytes(b"BREW").unwrap(),
             http::StatusCode::OK,
-            "items",
+            Duration::from_millis(3),
+        );
+        series.record(
+            &metrics,
+            &http::Method::GET,
+            http::StatusCode::NOT_FOUND,
             Duration::from_millis(3),
         );
         let text = metrics.render();
         assert!(
             text.contains(
-                r#"http_server_requests_total{component="items",method="GET",route="/items/...",status_class="4xx"} 1"#
+                r#"http_server_requests_total{component="items",method="GET",route="/items/...",status_class="4xx"} 2"#
             ),
             "{text}"
         );

@@ -4,10 +4,12 @@
 //! `/x`; `:name` captures one segment.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use http::HeaderValue;
 
 use crate::config::manifest::{LoadedManifest, RouteDecl};
+use crate::metrics::RequestSeries;
 
 /// Routes under this prefix are reserved by Spin.
 const RESERVED_PREFIX: &str = "/.well-known/spin/";
@@ -37,11 +39,15 @@ struct RouteEntry {
     /// The route without its trailing `/...`.
     prefix: String,
     wildcard: bool,
+    /// Its metrics, resolved once (see [`RequestSeries`]).
+    series: Arc<RequestSeries>,
 }
 
 /// Public routes and the set of components reachable only privately.
 pub struct RouteTable {
     router: routefinder::Router<RouteEntry>,
+    /// Each public route as declared, with its component, in manifest order.
+    declared: Vec<(String, String)>,
     private: HashSet<String>,
     /// What a chained request to a path outside its component's routes
     /// matches: `/...`.
@@ -90,6 +96,10 @@ impl RouteTable {
                 None => (raw.clone(), raw.clone(), raw.ends_with("/*")),
             };
             let entry = RouteEntry {
+                series: Arc::new(RequestSeries::new(
+                    if raw.is_empty() { "/" } else { &raw },
+                    &component,
+                )),
                 component: component.clone(),
                 raw: raw.clone(),
                 prefix,
@@ -102,12 +112,26 @@ impl RouteTable {
             raw: "/...".to_string(),
             prefix: String::new(),
             wildcard: true,
+            series: Arc::new(RequestSeries::new("/...", "")),
         };
         Ok(Self {
             router,
+            declared: seen
+                .into_iter()
+                .map(|(raw, component)| (if raw.is_empty() { "/".into() } else { raw }, component))
+                .collect(),
             private,
             catch_all,
         })
+    }
+
+    /// The public routes of `component`, as declared.
+    pub fn routes_of(&self, component: &str) -> Vec<&str> {
+        self.declared
+            .iter()
+            .filter(|(_, owner)| owner == component)
+            .map(|(route, _)| route.as_str())
+            .collect()
     }
 
     /// The component for a request path, or `None` (Spin's 404).
@@ -168,7 +192,12 @@ fn normalize(route: &str) -> String {
     }
 }
 
-impl RouteMatch<'_> {
+impl<'a> RouteMatch<'a> {
+    /// The route's request metrics (labelled by template and component).
+    pub fn series(&self) -> &'a RequestSeries {
+        &self.entry.series
+    }
+
     pub fn component(&self) -> &str {
         &self.entry.component
     }

@@ -42,14 +42,13 @@ use crate::edge::browser;
 use crate::edge::client::{Client, ClientResolver, Scheme};
 use crate::edge::listener::{self, ConnectionLimits, ConnectionStats};
 use crate::edge::rate_limit::{Decision, RateLimiter, SubjectVerifier};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestSeries};
 use crate::routes::{RouteMatch, header_value, is_spin_header};
 use crate::telemetry::instance::RequestContext;
-use crate::telemetry::logs::REQUEST_SPAN;
+use crate::telemetry::logs::{self, RequestFields};
 use crate::telemetry::traces::{self, Tracing};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
-use tracing::Instrument;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -345,21 +344,21 @@ async fn dispatch(
     let started = Instant::now();
     let _active = ActiveRequest::start(metrics);
     let method = request.method().clone();
+    let uri = request.uri().clone();
     let client = state.clients.resolve(peer, request.headers());
     let client_addr = client.addr;
-    let route = state.app.routes.route(request.uri().path());
-    // Labels: the route as spin.toml declares it, never the raw path.
-    let (route_label, component_label) = match &route {
-        Some(route) => (route.route().to_string(), route.component().to_string()),
-        None => ("unmatched".to_string(), "none".to_string()),
-    };
+    let route = state.app.routes.route(uri.path());
+    // Labelled by the route as spin.toml declares it, never the raw path.
+    let series = route
+        .as_ref()
+        .map_or(RequestSeries::unmatched(), |route| route.series());
     let trace = Tracing::get().map(|tracing| {
         tracing.server_span(
             request.headers(),
             &method,
             route.as_ref().map(|r| r.route()),
             vec![
-                KeyValue::new("url.path", request.uri().path().to_string()),
+                KeyValue::new("url.path", uri.path().to_string()),
                 KeyValue::new("url.scheme", client.scheme.as_str()),
                 KeyValue::new("client.address", client_addr.ip().to_string()),
                 KeyValue::new(
@@ -369,52 +368,42 @@ async fn dispatch(
             ],
         )
     });
-    let span = request_span(&id, trace.as_ref());
-    let path = request.uri().path().to_string();
-    let mut response = match handle(&state, client, route, request, &id, trace.as_ref())
-        .instrument(span.clone())
-        .await
-    {
-        Ok(response) => response,
-        Err(error) => {
-            error.record(metrics, &component_label);
-            error.into_response_with_id(&id)
-        }
-    };
-    let status = response.status();
-    let elapsed = started.elapsed();
-    metrics.request_done(&route_label, &method, status, &component_label, elapsed);
-    span.in_scope(|| {
+    let fields = request_fields(&id, trace.as_ref());
+    logs::in_request(fields, async {
+        let mut response = match handle(&state, client, route, request, &id, trace.as_ref()).await {
+            Ok(response) => response,
+            Err(error) => {
+                error.record(metrics, series.component());
+                error.into_response_with_id(&id)
+            }
+        };
+        let status = response.status();
+        let elapsed = started.elapsed();
+        series.record(metrics, &method, status, elapsed);
         tracing::info!(
             target: "nexa::access",
-            method = %method,
-            path = %path,
-            route = %route_label,
-            component = %component_label,
+            method = method.as_str(),
+            path = uri.path(),
+            route = series.route(),
+            component = series.component(),
             status = status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             client = %client_addr.ip(),
             "request"
-        )
-    });
-    if let Some(trace) = &trace {
-        end_server_span(trace, status, response.headers_mut());
-    }
-    response
+        );
+        if let Some(trace) = &trace {
+            end_server_span(trace, status, response.headers_mut());
+        }
+        response
+    })
+    .await
 }
 
-/// The `tracing` span of one request: its fields go on every log line
-/// written while it is handled.
-fn request_span(id: &HeaderValue, trace: Option<&opentelemetry::Context>) -> tracing::Span {
-    let request_id = id.to_str().unwrap_or_default();
-    match trace.and_then(traces::ids) {
-        Some((trace_id, span_id)) => tracing::info_span!(
-            REQUEST_SPAN,
-            request_id,
-            trace_id = %trace_id,
-            span_id = %span_id
-        ),
-        None => tracing::info_span!(REQUEST_SPAN, request_id),
+/// What ties the log lines written while a request is handled to it.
+fn request_fields(id: &HeaderValue, trace: Option<&opentelemetry::Context>) -> RequestFields {
+    RequestFields {
+        request_id: id.to_str().unwrap_or_default().to_string(),
+        trace: trace.and_then(traces::ids),
     }
 }
 
@@ -623,6 +612,9 @@ async fn call(
     request: http::Request<WasiBody>,
     trace: Option<&opentelemetry::Context>,
 ) -> Result<http::Response<WasiBody>, HostError> {
+    component
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
@@ -731,27 +723,24 @@ impl ServiceChaining for ServerState {
                 ],
             )
         });
-        let span = request_span(&request_id, trace.as_ref());
+        let fields = request_fields(&request_id, trace.as_ref());
         let request = http::Request::from_parts(parts, body);
         let id = id.to_string();
-        Some(Box::pin(
-            async move {
-                let component = components.get(&id).expect("checked above");
-                let mut response =
-                    match call(component, deadline, timeout, request, trace.as_ref()).await {
-                        Ok(response) => response,
-                        Err(error) => {
-                            error.record(Metrics::global(), &id);
-                            error.into_wasi_response(&request_id)
-                        }
-                    };
-                if let Some(trace) = &trace {
-                    end_server_span(trace, response.status(), response.headers_mut());
-                }
-                Ok(response)
+        Some(Box::pin(logs::in_request(fields, async move {
+            let component = components.get(&id).expect("checked above");
+            let mut response =
+                match call(component, deadline, timeout, request, trace.as_ref()).await {
+                    Ok(response) => response,
+                    Err(error) => {
+                        error.record(Metrics::global(), &id);
+                        error.into_wasi_response(&request_id)
+                    }
+                };
+            if let Some(trace) = &trace {
+                end_server_span(trace, response.status(), response.headers_mut());
             }
-            .instrument(span),
-        ))
+            Ok(response)
+        })))
     }
 }
 

@@ -291,9 +291,13 @@ impl CapabilityCallLayer {
     /// name for WASI plumbing (HTTP fields, clocks), which are no capability
     /// and stay disabled, at no cost.
     pub fn filter<S>() -> impl Filter<S> {
+        // Asked for every span and event some other layer enables (per-layer
+        // filters are not cached per call site): the level test first, as
+        // everything this layer wants is TRACE and almost nothing else is.
         tracing_subscriber::filter::filter_fn(|metadata: &Metadata<'_>| {
             let target = metadata.target();
-            target.starts_with(concat!(env!("CARGO_CRATE_NAME"), "::"))
+            *metadata.level() == tracing::Level::TRACE
+                && target.starts_with(concat!(env!("CARGO_CRATE_NAME"), "::"))
                 && ((metadata.is_span() && metadata.name() == CALL_SPAN)
                     || (metadata.is_event()
                         && (metadata.fields().field("result").is_some()

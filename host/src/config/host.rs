@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -68,6 +68,11 @@ pub struct HostConfig {
     /// Where the admin listener (`/metrics`) listens: `host:port`, or `off`.
     /// `--admin-listen` overrides it. Default 127.0.0.1:9464.
     pub admin_listen: Option<String>,
+    /// A file holding the bearer token of the admin API (`/admin/*`), read
+    /// at start-up; a relative path is taken from this file's directory.
+    /// `NEXA_ADMIN_TOKEN` overrides it. Default: none, and with no token the
+    /// admin API is off (`/metrics` stays up).
+    pub admin_token_file: Option<PathBuf>,
     /// Per-component limits, by component id (`[component.<id>]`). Default: none.
     pub component: BTreeMap<String, ComponentLimits>,
 }
@@ -107,6 +112,7 @@ impl Default for HostConfig {
             rate_limit: RateLimitConfig::default(),
             cors: CorsConfig::default(),
             admin_listen: None,
+            admin_token_file: None,
             component: BTreeMap::new(),
         }
     }
@@ -116,7 +122,12 @@ impl HostConfig {
     /// Counts and sizes that must be positive are `NonZero*`, so a zero is
     /// refused while parsing, with the file, line and key in the message.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let config: Self = read_toml(path)?;
+        let mut config: Self = read_toml(path)?;
+        if let (Some(file), Some(dir)) = (&config.admin_token_file, path.parent())
+            && file.is_relative()
+        {
+            config.admin_token_file = Some(dir.join(file));
+        }
         config
             .validate()
             .map_err(|message| ConfigError::invalid(path, message))?;

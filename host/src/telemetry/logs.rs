@@ -5,8 +5,8 @@
 //! known ([`LogFile::open`]).
 //!
 //! A JSON line carries the fields of the request it belongs to
-//! (`request_id`, `trace_id`, `span_id`: the fields of the [`REQUEST_SPAN`]
-//! around it) beside its own, flat:
+//! (`request_id`, `trace_id`, `span_id`: the [`RequestFields`] of the task
+//! serving the request, see [`in_request`]) beside its own, flat:
 //! `{"timestamp":…,"level":"INFO","target":"nexa::access","request_id":…,"message":"request",…}`.
 
 use std::fmt::{self, Write as _};
@@ -16,20 +16,47 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::FilterExt;
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::capabilities::calls::{CALL_SPAN, CapabilityCallLayer, CapabilityCalls};
 
-/// The span around each request; its fields go on every line logged inside.
-pub const REQUEST_SPAN: &str = "request";
+tokio::task_local! {
+    /// The request the current task serves: its fields go on every line
+    /// logged while it is polled. A task-local rather than a `tracing` span:
+    /// it costs a swap per poll instead of a trip through every layer.
+    static REQUEST_FIELDS: RequestFields;
+}
+
+/// What ties a log line to its request.
+#[derive(Debug, Clone)]
+pub struct RequestFields {
+    pub request_id: String,
+    /// The trace and span ids, hex, when the request is traced.
+    pub trace: Option<(String, String)>,
+}
+
+impl RequestFields {
+    fn write_json(&self, line: &mut JsonFields) {
+        line.push_str_field("request_id", &self.request_id);
+        if let Some((trace_id, span_id)) = &self.trace {
+            line.push_str_field("trace_id", trace_id);
+            line.push_str_field("span_id", span_id);
+        }
+    }
+}
+
+/// Runs `future` as the handling of the request `fields` describe.
+pub async fn in_request<F: Future>(fields: RequestFields, future: F) -> F::Output {
+    REQUEST_FIELDS.scope(fields, future).await
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -76,6 +103,7 @@ pub fn init(format: Format) {
         ),
         Format::Text => (
             tracing_subscriber::fmt::layer()
+                .fmt_fields(TextFields::default())
                 .with_writer(stderr_writer)
                 .with_ansi(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
                 .boxed(),
@@ -88,11 +116,6 @@ pub fn init(format: Format) {
         ),
     };
     tracing_subscriber::registry()
-        .with(
-            RequestFieldsLayer.with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-                metadata.is_span() && metadata.name() == REQUEST_SPAN
-            })),
-        )
         .with(stderr.with_filter(filter().and(not_a_capability_call())))
         .with(file)
         .with((!super::bypassed()).then(|| {
@@ -346,35 +369,26 @@ impl LogFile {
     }
 }
 
-/// The fields of a [`REQUEST_SPAN`], kept as a ready JSON fragment
-/// (`,"request_id":"…","trace_id":"…"`) for [`JsonLines`]: written into
-/// each line without being formatted again.
-struct RequestFields(String);
+/// The human format's fields: the event's, then its request's.
+#[derive(Default)]
+struct TextFields(DefaultFields);
 
-/// Keeps each request span's fields (also those recorded later) in the
-/// span, where [`JsonLines`] finds them.
-struct RequestFieldsLayer;
-
-impl<S> Layer<S> for RequestFieldsLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, context: Context<'_, S>) {
-        let mut fields = JsonFields(String::new());
-        attributes.record(&mut fields);
-        if let Some(span) = context.span(id) {
-            span.extensions_mut().insert(RequestFields(fields.0));
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, context: Context<'_, S>) {
-        if let Some(span) = context.span(id)
-            && let Some(RequestFields(fields)) = span.extensions_mut().get_mut::<RequestFields>()
-        {
-            let mut recorded = JsonFields(std::mem::take(fields));
-            values.record(&mut recorded);
-            *fields = recorded.0;
-        }
+impl<'writer> FormatFields<'writer> for TextFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        self.0.format_fields(writer.by_ref(), fields)?;
+        REQUEST_FIELDS
+            .try_with(|request| {
+                write!(writer, " request_id={}", request.request_id)?;
+                if let Some((trace_id, _)) = &request.trace {
+                    write!(writer, " trace_id={trace_id}")?;
+                }
+                Ok(())
+            })
+            .unwrap_or(Ok(()))
     }
 }
 
@@ -390,29 +404,25 @@ where
 {
     fn format_event(
         &self,
-        context: &FmtContext<'_, S, N>,
+        _context: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
         let metadata = event.metadata();
         let mut line = JsonFields(String::with_capacity(256));
         line.0.push_str("{\"timestamp\":\"");
+        // humantime writes RFC 3339 directly; chrono's strftime parses its
+        // pattern on every line.
         let _ = write!(
             line.0,
             "{}",
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            humantime::format_rfc3339_micros(std::time::SystemTime::now())
         );
         line.0.push_str("\",\"level\":\"");
         line.0.push_str(metadata.level().as_str());
         line.0.push('"');
         line.push_str_field("target", metadata.target());
-        if let Some(scope) = context.event_scope() {
-            for span in scope.from_root() {
-                if let Some(RequestFields(fields)) = span.extensions().get::<RequestFields>() {
-                    line.0.push_str(fields);
-                }
-            }
-        }
+        let _ = REQUEST_FIELDS.try_with(|request| request.write_json(&mut line));
         event.record(&mut line);
         line.0.push('}');
         writeln!(writer, "{}", line.0)
@@ -461,18 +471,20 @@ impl Visit for JsonFields {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.push_key(field.name());
-        let _ = write!(self.0, "{value}");
+        self.0.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.push_key(field.name());
-        let _ = write!(self.0, "{value}");
+        self.0.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.push_key(field.name());
         if value.is_finite() {
-            let _ = write!(self.0, "{value}");
+            // ryu: the shortest round-tripping form, several times faster
+            // than `Display` (every access line has a duration).
+            self.0.push_str(ryu::Buffer::new().format_finite(value));
         } else {
             self.0.push_str("null");
         }
@@ -507,33 +519,82 @@ mod tests {
         }
     }
 
+    fn captured_lines(
+        format: impl FnOnce(Captured) -> Box<dyn Subscriber + Send + Sync>,
+    ) -> String {
+        let captured = Captured::default();
+        let subscriber = format(captured.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("outside any request");
+            let fields = RequestFields {
+                request_id: "r1".into(),
+                trace: Some(("t1".into(), "s1".into())),
+            };
+            runtime.block_on(in_request(fields, async {
+                tokio::task::yield_now().await;
+                tracing::info!(
+                    status = 200u64,
+                    route = "/items/...",
+                    duration_ms = 1.5,
+                    "request"
+                );
+            }));
+        });
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
     #[test]
     fn a_json_line_carries_its_request_fields_flat() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::registry()
-            .with(RequestFieldsLayer)
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .event_format(JsonLines)
-                    .with_writer(move || writer.clone()),
-            );
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(
-                REQUEST_SPAN,
-                request_id = "r1",
-                trace_id = tracing::field::Empty
-            );
-            span.record("trace_id", "t1");
-            span.in_scope(|| tracing::info!(status = 200u64, route = "/items/...", "request"));
+        let text = captured_lines(|writer| {
+            Box::new(
+                tracing_subscriber::registry().with(
+                    tracing_subscriber::fmt::layer()
+                        .event_format(JsonLines)
+                        .with_writer(move || writer.clone()),
+                ),
+            )
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["message"], "outside any request");
+        assert!(lines[0].get("request_id").is_none(), "{text}");
+        let line = &lines[1];
         assert_eq!(line["request_id"], "r1");
         assert_eq!(line["trace_id"], "t1");
+        assert_eq!(line["span_id"], "s1");
         assert_eq!(line["status"], 200);
+        assert_eq!(line["duration_ms"], 1.5);
         assert_eq!(line["route"], "/items/...");
         assert_eq!(line["message"], "request");
         assert_eq!(line["level"], "INFO");
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{text}");
+    }
+
+    #[test]
+    fn a_text_line_ends_with_its_request_fields() {
+        let text = captured_lines(|writer| {
+            Box::new(
+                tracing_subscriber::registry().with(
+                    tracing_subscriber::fmt::layer()
+                        .fmt_fields(TextFields::default())
+                        .with_ansi(false)
+                        .with_writer(move || writer.clone()),
+                ),
+            )
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("outside any request"), "{text}");
+        assert!(
+            lines[1].ends_with(
+                "request status=200 route=\"/items/...\" duration_ms=1.5 request_id=r1 trace_id=t1"
+            ),
+            "{text}"
+        );
     }
 }

@@ -9,7 +9,7 @@ pub mod logs;
 pub mod traces;
 
 /// `NEXA_BENCH_NO_OBSERVABILITY=1` bypasses the observability layer (no
-/// metrics recorded, no request span, no access log, no capability-call
+/// metrics recorded, no access log, no capability-call
 /// hook): the baseline of `host/benches/observability.sh`, nothing else.
 pub fn bypassed() -> bool {
     static BYPASSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

@@ -6,6 +6,7 @@ mod contract;
 mod services;
 mod support;
 
+mod admin;
 mod artifact_cache;
 mod auth;
 mod browser;

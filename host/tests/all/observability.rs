@@ -27,16 +27,18 @@ impl Drop for Prometheus {
 impl Prometheus {
     /// Starts Prometheus with the committed config, its target replaced by
     /// `admin` (the host's admin address) and its rules read from the repository.
+    /// Whether the `prometheus` binary is here (in CI it must be).
+    fn installed() -> bool {
+        let installed = Command::new("prometheus").arg("--version").output().is_ok();
+        assert!(
+            installed || std::env::var("CI").as_deref() != Ok("true"),
+            "prometheus is missing: .ci/run installs it (apt-get install prometheus)"
+        );
+        installed
+    }
+
     fn start(admin: &str) -> Option<Self> {
-        if Command::new("prometheus")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "prometheus is missing: .ci/run installs it (apt-get install prometheus)"
-            );
+        if !Self::installed() {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -78,6 +80,10 @@ impl Prometheus {
 
 #[tokio::test]
 async fn every_rule_and_dashboard_query_has_data_from_a_real_host() {
+    if !Prometheus::installed() {
+        println!("skipped: prometheus is not installed");
+        return;
+    }
     let app = repo_app("");
     let (_backend, host) = start_on(&app, true);
     let admin = host.admin_url("").trim_start_matches("http://").to_string();

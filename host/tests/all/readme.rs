@@ -528,7 +528,7 @@ fn the_benches_run() {
             "host/benches/backends.sh 1 2",
         )
         .substitute(
-            "host/benches/observability.sh 5 5 32",
+            "host/benches/observability.sh 7 5 32",
             "host/benches/observability.sh 1 1 2",
         );
     let (output, _group) = script.run();
