@@ -10,12 +10,13 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path};
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -23,6 +24,7 @@ use subtle::ConstantTimeEq;
 use crate::config::host::HostConfig;
 use crate::metrics::Metrics;
 use crate::server::ServerState;
+use crate::swap::{SwapError, SwapOutcome};
 
 /// The environment variable that holds the admin API's bearer token.
 pub const ADMIN_TOKEN_ENV: &str = "NEXA_ADMIN_TOKEN";
@@ -107,6 +109,10 @@ pub fn router(state: Arc<ServerState>, token: Option<AdminToken>) -> Router {
     let api = match token {
         Some(token) => Router::new()
             .route("/components", get(components))
+            .route("/components/{id}", put(swap))
+            .route("/components/{id}/rollback", post(rollback))
+            // A component's .wasm is the body of a swap.
+            .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such admin endpoint") })
             .layer(middleware::from_fn_with_state(token, require_token)),
         None => Router::new().fallback(|| async {
@@ -159,6 +165,51 @@ async fn require_token(State(token): State<AdminToken>, request: Request, next: 
     }
 }
 
+/// The largest .wasm a swap accepts.
+const MAX_COMPONENT_BYTES: usize = 256 << 20;
+
+/// `PUT /admin/components/{id}`: the body is the new version's .wasm.
+async fn swap(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    outcome(state.app.swap(&id, body.to_vec()).await)
+}
+
+/// `POST /admin/components/{id}/rollback`.
+async fn rollback(State(state): State<Arc<ServerState>>, Path(id): Path<String>) -> Response {
+    outcome(state.app.rollback(&id).await)
+}
+
+/// The one place a swap's outcome becomes HTTP.
+fn outcome(result: Result<SwapOutcome, SwapError>) -> Response {
+    match result {
+        Ok(outcome) => json(
+            StatusCode::OK,
+            &serde_json::to_value(outcome).unwrap_or_default(),
+        ),
+        Err(error) => {
+            let status = match &error {
+                SwapError::UnknownComponent(_) => StatusCode::NOT_FOUND,
+                SwapError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                SwapError::NothingToRollBack(_) => StatusCode::CONFLICT,
+                SwapError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            if status.is_server_error() {
+                tracing::error!(%error, "admin API");
+            } else {
+                tracing::warn!(%error, "admin API");
+            }
+            error_owned(status, error.to_string())
+        }
+    }
+}
+
+fn error_owned(status: StatusCode, detail: String) -> Response {
+    json(status, &serde_json::json!({ "detail": detail }))
+}
+
 /// One component as `GET /admin/components` reports it (and the CLI reads it).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ComponentReport {
@@ -184,8 +235,9 @@ async fn components(State(state): State<Arc<ServerState>>) -> Response {
         .components
         .ids()
         .into_iter()
-        .filter_map(|id| app.components.get(id))
-        .map(|component| ComponentReport {
+        .filter_map(|id| app.components.versions(id))
+        .map(|versions| (versions.current(), versions.previous_digests()))
+        .map(|(component, previous)| ComponentReport {
             id: component.id.clone(),
             routes: app
                 .routes
@@ -199,7 +251,10 @@ async fn components(State(state): State<Arc<ServerState>>) -> Response {
             loaded_at: humantime::format_rfc3339_seconds(component.loaded_at).to_string(),
             requests_served: component.requests.load(Ordering::Relaxed),
             live_instances: component.live_instances(),
-            previous_versions: Vec::new(),
+            previous_versions: previous
+                .into_iter()
+                .map(|digest| format!("sha256:{digest}"))
+                .collect(),
         })
         .collect();
     json(

@@ -12,7 +12,7 @@
 //!
 //! All of it happens before the socket is bound; nothing here runs per request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use arc_swap::ArcSwap;
 use wasmtime::component::{Component, GuestTaskId, Linker};
 use wasmtime::{CallHook, Engine, Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
@@ -41,6 +42,7 @@ use crate::engine::{ArtifactCache, ComponentSource, EPOCH_TICK, build_engine};
 use crate::metrics::InstanceSeries;
 use crate::routes::RouteTable;
 use crate::store::{StoreData, build_linker};
+use crate::swap::ComponentStore;
 use crate::telemetry;
 use crate::telemetry::instance::{InstanceInfo, RequestContext};
 use crate::telemetry::traces::Tracing;
@@ -71,14 +73,63 @@ pub struct App {
     pub artifacts: Arc<ArtifactCache>,
     /// Where embedded stores, the artifact cache and the log file live.
     pub state_dir: PathBuf,
+    /// What a swap needs to ready a new version as the first was readied.
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<StoreData>,
+    pub(crate) limits: InstanceLimits,
+    /// Components accepted through the admin API, by digest.
+    pub component_store: ComponentStore,
     _epoch: EpochTicker,
 }
 
-/// The app's components by id.
-pub struct ComponentRegistry(HashMap<String, LoadedComponent>);
+/// The app's components by id: each the version serving now and the ones
+/// before it (for rollback), swapped atomically.
+pub struct ComponentRegistry(HashMap<String, ComponentVersions>);
+
+/// One component's versions.
+pub struct ComponentVersions {
+    current: ArcSwap<LoadedComponent>,
+    /// Newest first, at most `rollback_versions`.
+    pub(crate) previous: std::sync::Mutex<VecDeque<Arc<LoadedComponent>>>,
+    /// One swap or rollback at a time per component.
+    pub(crate) changing: tokio::sync::Mutex<()>,
+}
+
+impl ComponentVersions {
+    fn new(loaded: LoadedComponent) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(loaded),
+            previous: Default::default(),
+            changing: Default::default(),
+        }
+    }
+
+    pub fn current(&self) -> Arc<LoadedComponent> {
+        self.current.load_full()
+    }
+
+    /// Makes `next` the version new requests get; requests in flight finish
+    /// on the one they hold. Returns the version replaced.
+    pub(crate) fn replace(&self, next: Arc<LoadedComponent>) -> Arc<LoadedComponent> {
+        self.current.swap(next)
+    }
+
+    /// The digests of the versions kept for rollback, newest first.
+    pub fn previous_digests(&self) -> Vec<String> {
+        self.previous
+            .lock()
+            .map(|previous| previous.iter().map(|v| v.source.digest.clone()).collect())
+            .unwrap_or_default()
+    }
+}
 
 impl ComponentRegistry {
-    pub fn get(&self, id: &str) -> Option<&LoadedComponent> {
+    /// The version of `id` serving now.
+    pub fn get(&self, id: &str) -> Option<Arc<LoadedComponent>> {
+        self.0.get(id).map(ComponentVersions::current)
+    }
+
+    pub fn versions(&self, id: &str) -> Option<&ComponentVersions> {
         self.0.get(id)
     }
 
@@ -101,6 +152,8 @@ impl ComponentRegistry {
 /// One component, pre-instantiated, with its instance pool.
 pub struct LoadedComponent {
     pub id: String,
+    /// How it was readied (a swap readies the next version the same way).
+    pub plan: ComponentPlan,
     pub handler: ProxyHandler<ComponentInstances>,
     /// This component's own concurrency limit (nexa.toml), if any, and how
     /// long a request may wait for it.
@@ -130,13 +183,16 @@ impl App {
             &engine,
             resolved.files.state_dir.join("nexa-artifacts"),
         ));
-        let compiled = compile_components(&engine, &artifacts, &resolved.components)?;
+        let component_store = ComponentStore::new(&resolved.files.state_dir);
+        let mut plans = resolved.components;
+        component_store.use_activated(&mut plans);
+        let compiled = compile_components(&engine, &artifacts, &plans)?;
         let linker = build_linker(&engine)?;
         let limits = InstanceLimits::from(&resolved.files.host);
         let mut components = HashMap::new();
-        for (plan, (component, source)) in resolved.components.into_iter().zip(compiled) {
+        for (plan, (component, source)) in plans.into_iter().zip(compiled) {
             let loaded = pre_instantiate(&engine, &linker, plan, &component, source, limits)?;
-            components.insert(loaded.id.clone(), loaded);
+            components.insert(loaded.id.clone(), ComponentVersions::new(loaded));
         }
         let components = Arc::new(ComponentRegistry(components));
         let stats = &artifacts.stats;
@@ -155,7 +211,11 @@ impl App {
             host: resolved.files.host,
             artifacts,
             state_dir: resolved.files.state_dir.clone(),
-            _epoch: EpochTicker::start(engine),
+            _epoch: EpochTicker::start(engine.clone()),
+            engine,
+            linker,
+            limits,
+            component_store,
         })
     }
 }
@@ -216,6 +276,7 @@ pub struct ResolvedApp {
 }
 
 /// One component, resolved: where its wasm is and everything it is granted.
+#[derive(Clone)]
 pub struct ComponentPlan {
     pub id: String,
     pub wasm: PathBuf,
@@ -312,7 +373,7 @@ pub fn pre_instantiate(
     source: ComponentSource,
     limits: InstanceLimits,
 ) -> anyhow::Result<LoadedComponent> {
-    let id = plan.id;
+    let id = plan.id.clone();
     let pre = linker
         .instantiate_pre(component)
         .map_err(anyhow::Error::from)
@@ -325,15 +386,16 @@ pub fn pre_instantiate(
         id: Arc::from(id.as_str()),
         engine: engine.clone(),
         pre: ProxyPre::P3(pre),
-        grants: plan.grants,
-        environment: plan.environment,
+        grants: plan.grants.clone(),
+        environment: plan.environment.clone(),
         limits,
         series: series.clone(),
     };
     Ok(LoadedComponent {
         id,
         handler: ProxyHandler::new(instances),
-        slots: plan.slots,
+        slots: plan.slots.clone(),
+        plan,
         source,
         loaded_at: std::time::SystemTime::now(),
         requests: AtomicU64::new(0),

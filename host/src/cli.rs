@@ -42,8 +42,20 @@ impl AdminClient {
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.get(&url);
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -55,13 +67,13 @@ impl AdminClient {
         let body: serde_json::Value = response
             .json()
             .await
-            .with_context(|| format!("GET {url}: the answer is not JSON"))?;
+            .with_context(|| format!("{method} {url}: the answer is not JSON"))?;
         if !status.is_success() {
             let detail = body["detail"].as_str().unwrap_or("no detail given");
             if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {
-                bail!("GET {url}: {status}: {detail} (set {ADMIN_TOKEN_ENV})");
+                bail!("{method} {url}: {status}: {detail} (set {ADMIN_TOKEN_ENV})");
             }
-            bail!("GET {url}: {status}: {detail}");
+            bail!("{method} {url}: {status}: {detail}");
         }
         Ok(body)
     }
@@ -72,6 +84,51 @@ impl AdminClient {
             serde_json::from_value(body).context("GET /admin/components: unexpected answer")?;
         Ok(list.components)
     }
+}
+
+/// `nexa components swap ID FILE` and `nexa components rollback ID`: what
+/// serves now, as the host reports it.
+pub async fn components_change(
+    admin: &str,
+    id: &str,
+    wasm: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = AdminClient::new(admin)?;
+    let outcome = match wasm {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            client
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/admin/components/{id}"),
+                    Some(bytes),
+                )
+                .await?
+        }
+        None => {
+            client
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/admin/components/{id}/rollback"),
+                    None,
+                )
+                .await?
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        let digest =
+            |key: &str| short_digest(outcome[key].as_str().unwrap_or_default()).to_string();
+        println!(
+            "{id}: now serving {} (was {})",
+            digest("digest"),
+            digest("replaced")
+        );
+    }
+    Ok(())
 }
 
 /// `nexa components list`.

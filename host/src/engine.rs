@@ -114,8 +114,19 @@ impl ArtifactCache {
                 wasm_path.display()
             )
         })?;
-        let artifact = self.artifact_path(&wasm);
-        let source = ComponentSource::of(&wasm);
+        self.load_bytes(engine, name, &wasm)
+            .with_context(|| format!("component \"{name}\": {}", wasm_path.display()))
+    }
+
+    /// The same for bytes in hand (a component uploaded to the admin API).
+    pub fn load_bytes(
+        &self,
+        engine: &Engine,
+        name: &str,
+        wasm: &[u8],
+    ) -> anyhow::Result<(Component, ComponentSource)> {
+        let artifact = self.artifact_path(wasm);
+        let source = ComponentSource::of(wasm);
         let started = Instant::now();
         if artifact.exists() {
             // SAFETY: the file was written by `Engine::precompile_component` of
@@ -140,9 +151,9 @@ impl ArtifactCache {
             }
         }
         let compiled = engine
-            .precompile_component(&wasm)
+            .precompile_component(wasm)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("component \"{name}\": compiling {}", wasm_path.display()))?;
+            .context("compiling it")?;
         if let Err(error) = self.store(&artifact, &compiled) {
             tracing::warn!(component = name, %error, "could not write the artifact cache");
         }
@@ -164,11 +175,23 @@ impl ArtifactCache {
 
     /// Writes atomically, so a crash never leaves a torn artifact behind.
     fn store(&self, artifact: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let temporary = artifact.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&temporary, bytes)?;
-        std::fs::rename(&temporary, artifact)
+        write_atomically(artifact, bytes)
     }
+}
+
+/// Writes `bytes` to a file of its own beside `path`, then renames it into
+/// place: readers see the old file or the whole new one, never a torn one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+    let temporary = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
 }
 
 /// What a component was loaded from: the SHA-256 of its `.wasm` bytes

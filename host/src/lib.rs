@@ -20,4 +20,5 @@ pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod swap;
 pub mod telemetry;

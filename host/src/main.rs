@@ -79,6 +79,29 @@ enum ComponentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Swap in a new version of a component, live: requests in flight
+    /// finish on the old one.
+    Swap {
+        /// The component's id in spin.toml.
+        id: String,
+        /// The new version's .wasm file.
+        wasm: PathBuf,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the version before the current one again.
+    Rollback {
+        /// The component's id in spin.toml.
+        id: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a .wasm file's imports and exports against the Nexa world (wit/world.wit).
     Check {
         /// The component's .wasm file.
@@ -237,6 +260,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Components { command } => match command {
             ComponentsCommand::List { admin, json } => {
                 nexa_host::cli::components_list(&admin.url, json).await
+            }
+            ComponentsCommand::Swap {
+                id,
+                wasm,
+                admin,
+                json,
+            } => nexa_host::cli::components_change(&admin.url, &id, Some(&wasm), json).await,
+            ComponentsCommand::Rollback { id, admin, json } => {
+                nexa_host::cli::components_change(&admin.url, &id, None, json).await
             }
             ComponentsCommand::Check { wasm } => check_component(&wasm),
         },

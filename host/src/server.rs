@@ -553,7 +553,7 @@ async fn handle(
         .map_err(|never| match never {})
         .boxed_unsync();
     let response = call(
-        component,
+        &component,
         deadline,
         host.request_timeout(),
         Request::from_parts(parts, body),
@@ -689,8 +689,7 @@ impl ServiceChaining for ServerState {
         request: http::Request<WasiBody>,
         timeout: Duration,
     ) -> Option<ChainedResponse> {
-        let components = self.app.components.clone();
-        components.get(id)?;
+        let component = self.app.components.get(id)?;
         let (mut parts, body) = request.into_parts();
         // The caller's request id when it passed one on, else a new one.
         let request_id = parts
@@ -727,9 +726,8 @@ impl ServiceChaining for ServerState {
         let request = http::Request::from_parts(parts, body);
         let id = id.to_string();
         Some(Box::pin(logs::in_request(fields, async move {
-            let component = components.get(&id).expect("checked above");
             let mut response =
-                match call(component, deadline, timeout, request, trace.as_ref()).await {
+                match call(&component, deadline, timeout, request, trace.as_ref()).await {
                     Ok(response) => response,
                     Err(error) => {
                         error.record(Metrics::global(), &id);

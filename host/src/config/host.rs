@@ -73,6 +73,9 @@ pub struct HostConfig {
     /// `NEXA_ADMIN_TOKEN` overrides it. Default: none, and with no token the
     /// admin API is off (`/metrics` stays up).
     pub admin_token_file: Option<PathBuf>,
+    /// Versions of each component kept for rollback after a swap through
+    /// the admin API. Default 5.
+    pub rollback_versions: usize,
     /// Per-component limits, by component id (`[component.<id>]`). Default: none.
     pub component: BTreeMap<String, ComponentLimits>,
 }
@@ -113,6 +116,7 @@ impl Default for HostConfig {
             cors: CorsConfig::default(),
             admin_listen: None,
             admin_token_file: None,
+            rollback_versions: 5,
             component: BTreeMap::new(),
         }
     }

@@ -25,6 +25,7 @@ mod rate_limit;
 mod readme;
 mod redis;
 mod sandbox;
+mod swap;
 mod traces;
 mod users;
 mod web;

@@ -56,6 +56,52 @@ pub fn component(name: &str) -> PathBuf {
     repo_root().join(format!("components/{name}/{name}.wasm"))
 }
 
+/// The fixture component built as `version` (what its `/fixture/version`
+/// answers; the default build answers `v1`), kept beside cargo's target
+/// directory. The default build (`component("fixture")`) is left as it is.
+pub fn fixture_version(version: &str) -> PathBuf {
+    static BUILDS: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    component("fixture");
+    let mut builds = BUILDS.lock().unwrap();
+    if let Some((_, path)) = builds.iter().find(|(v, _)| v == version) {
+        return path.clone();
+    }
+    let root = repo_root();
+    let status = Command::new("cargo")
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "fixture",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .env("NEXA_FIXTURE_VERSION", version)
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "building fixture {version} failed");
+    let metadata = Command::new("cargo")
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .unwrap();
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout).unwrap();
+    let target = PathBuf::from(metadata["target_directory"].as_str().unwrap());
+    let path = target.join(format!("nexa-test-fixture-{version}.wasm"));
+    std::fs::copy(target.join("wasm32-wasip2/release/fixture.wasm"), &path).unwrap();
+    builds.push((version.to_string(), path.clone()));
+    path
+}
+
 /// A unique token for names (keys, labels) a test creates.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
