@@ -129,7 +129,8 @@ pub fn router(state: Arc<ServerState>, token: Option<AdminToken>) -> Router {
 }
 
 /// The admin API's errors: JSON `{"detail": ...}` like the host's others.
-fn error(status: StatusCode, detail: &str) -> Response {
+fn error(status: StatusCode, detail: impl Into<String>) -> Response {
+    let detail: String = detail.into();
     json(status, &serde_json::json!({ "detail": detail }))
 }
 
@@ -201,13 +202,9 @@ fn outcome(result: Result<SwapOutcome, SwapError>) -> Response {
             } else {
                 tracing::warn!(%error, "admin API");
             }
-            error_owned(status, error.to_string())
+            error(status, error.to_string())
         }
     }
-}
-
-fn error_owned(status: StatusCode, detail: String) -> Response {
-    json(status, &serde_json::json!({ "detail": detail }))
 }
 
 /// One component as `GET /admin/components` reports it (and the CLI reads it).
@@ -236,25 +233,22 @@ async fn components(State(state): State<Arc<ServerState>>) -> Response {
         .ids()
         .into_iter()
         .filter_map(|id| app.components.versions(id))
-        .map(|versions| (versions.current(), versions.previous_digests()))
+        .map(|versions| (versions.current(), versions.previous_references()))
         .map(|(component, previous)| ComponentReport {
-            id: component.id.clone(),
+            id: component.id().to_string(),
             routes: app
                 .routes
-                .routes_of(&component.id)
+                .routes_of(component.id())
                 .into_iter()
                 .map(String::from)
                 .collect(),
-            private: app.routes.is_private(&component.id),
-            digest: format!("sha256:{}", component.source.digest),
+            private: app.routes.is_private(component.id()),
+            digest: component.source.reference(),
             size_bytes: component.source.size,
             loaded_at: humantime::format_rfc3339_seconds(component.loaded_at).to_string(),
             requests_served: component.requests.load(Ordering::Relaxed),
             live_instances: component.live_instances(),
-            previous_versions: previous
-                .into_iter()
-                .map(|digest| format!("sha256:{digest}"))
-                .collect(),
+            previous_versions: previous,
         })
         .collect();
     json(

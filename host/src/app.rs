@@ -114,11 +114,11 @@ impl ComponentVersions {
         self.current.swap(next)
     }
 
-    /// The digests of the versions kept for rollback, newest first.
-    pub fn previous_digests(&self) -> Vec<String> {
+    /// The versions kept for rollback (`sha256:<hex>`), newest first.
+    pub fn previous_references(&self) -> Vec<String> {
         self.previous
             .lock()
-            .map(|previous| previous.iter().map(|v| v.source.digest.clone()).collect())
+            .map(|previous| previous.iter().map(|v| v.source.reference()).collect())
             .unwrap_or_default()
     }
 }
@@ -151,13 +151,10 @@ impl ComponentRegistry {
 
 /// One component, pre-instantiated, with its instance pool.
 pub struct LoadedComponent {
-    pub id: String,
-    /// How it was readied (a swap readies the next version the same way).
+    /// How it was readied (its id, grants and limits; a swap readies the
+    /// next version from the same plan).
     pub plan: ComponentPlan,
     pub handler: ProxyHandler<ComponentInstances>,
-    /// This component's own concurrency limit (nexa.toml), if any, and how
-    /// long a request may wait for it.
-    pub slots: Option<(Arc<tokio::sync::Semaphore>, Duration)>,
     /// The `.wasm` it was loaded from.
     pub source: ComponentSource,
     pub loaded_at: std::time::SystemTime,
@@ -168,6 +165,16 @@ pub struct LoadedComponent {
 }
 
 impl LoadedComponent {
+    pub fn id(&self) -> &str {
+        &self.plan.id
+    }
+
+    /// This component's own concurrency limit (nexa.toml), if any, and how
+    /// long a request may wait for it.
+    pub fn slots(&self) -> Option<&(Arc<tokio::sync::Semaphore>, Duration)> {
+        self.plan.slots.as_ref()
+    }
+
     /// Instances alive now.
     pub fn live_instances(&self) -> i64 {
         self.series.live.get()
@@ -192,7 +199,7 @@ impl App {
         let mut components = HashMap::new();
         for (plan, (component, source)) in plans.into_iter().zip(compiled) {
             let loaded = pre_instantiate(&engine, &linker, plan, &component, source, limits)?;
-            components.insert(loaded.id.clone(), ComponentVersions::new(loaded));
+            components.insert(loaded.id().to_string(), ComponentVersions::new(loaded));
         }
         let components = Arc::new(ComponentRegistry(components));
         let stats = &artifacts.stats;
@@ -373,7 +380,7 @@ pub fn pre_instantiate(
     source: ComponentSource,
     limits: InstanceLimits,
 ) -> anyhow::Result<LoadedComponent> {
-    let id = plan.id.clone();
+    let id = plan.id.as_str();
     let pre = linker
         .instantiate_pre(component)
         .map_err(anyhow::Error::from)
@@ -381,9 +388,9 @@ pub fn pre_instantiate(
     let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("component \"{id}\": not a wasi:http/handler@0.3.0 component"))?;
-    let series = InstanceSeries::new(crate::metrics::Metrics::global(), &id);
+    let series = InstanceSeries::new(crate::metrics::Metrics::global(), id);
     let instances = ComponentInstances {
-        id: Arc::from(id.as_str()),
+        id: Arc::from(id),
         engine: engine.clone(),
         pre: ProxyPre::P3(pre),
         grants: plan.grants.clone(),
@@ -392,9 +399,7 @@ pub fn pre_instantiate(
         series: series.clone(),
     };
     Ok(LoadedComponent {
-        id,
         handler: ProxyHandler::new(instances),
-        slots: plan.slots.clone(),
         plan,
         source,
         loaded_at: std::time::SystemTime::now(),

@@ -96,8 +96,12 @@ impl ArtifactCache {
     /// engine's key and the wasm's sha256, so a different engine or different
     /// bytes never find each other's artifact.
     pub fn artifact_path(&self, wasm: &[u8]) -> PathBuf {
-        let digest = hex::encode(Sha256::digest(wasm));
-        self.dir.join(format!("{}-{digest}.cwasm", self.engine_key))
+        self.artifact_path_of(&ComponentSource::of(wasm))
+    }
+
+    fn artifact_path_of(&self, source: &ComponentSource) -> PathBuf {
+        self.dir
+            .join(format!("{}-{}.cwasm", self.engine_key, source.digest))
     }
 
     /// The compiled component for `wasm`: from the cache when this engine
@@ -125,8 +129,8 @@ impl ArtifactCache {
         name: &str,
         wasm: &[u8],
     ) -> anyhow::Result<(Component, ComponentSource)> {
-        let artifact = self.artifact_path(wasm);
         let source = ComponentSource::of(wasm);
+        let artifact = self.artifact_path_of(&source);
         let started = Instant::now();
         if artifact.exists() {
             // SAFETY: the file was written by `Engine::precompile_component` of
@@ -208,6 +212,11 @@ impl ComponentSource {
             digest: hex::encode(Sha256::digest(wasm)),
             size: wasm.len() as u64,
         }
+    }
+
+    /// The digest as the admin API and the logs name it: `sha256:<hex>`.
+    pub fn reference(&self) -> String {
+        format!("sha256:{}", self.digest)
     }
 }
 

@@ -259,16 +259,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Components { command } => match command {
             ComponentsCommand::List { admin, json } => {
-                nexa_host::cli::components_list(&admin.url, json).await
+                nexa_host::cli::components::list(&admin.url, json).await
             }
             ComponentsCommand::Swap {
                 id,
                 wasm,
                 admin,
                 json,
-            } => nexa_host::cli::components_change(&admin.url, &id, Some(&wasm), json).await,
+            } => nexa_host::cli::components::change(&admin.url, &id, Some(&wasm), json).await,
             ComponentsCommand::Rollback { id, admin, json } => {
-                nexa_host::cli::components_change(&admin.url, &id, None, json).await
+                nexa_host::cli::components::change(&admin.url, &id, None, json).await
             }
             ComponentsCommand::Check { wasm } => check_component(&wasm),
         },

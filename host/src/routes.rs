@@ -96,10 +96,7 @@ impl RouteTable {
                 None => (raw.clone(), raw.clone(), raw.ends_with("/*")),
             };
             let entry = RouteEntry {
-                series: Arc::new(RequestSeries::new(
-                    if raw.is_empty() { "/" } else { &raw },
-                    &component,
-                )),
+                series: Arc::new(RequestSeries::new(declared_form(&raw), &component)),
                 component: component.clone(),
                 raw: raw.clone(),
                 prefix,
@@ -118,7 +115,7 @@ impl RouteTable {
             router,
             declared: seen
                 .into_iter()
-                .map(|(raw, component)| (if raw.is_empty() { "/".into() } else { raw }, component))
+                .map(|(raw, component)| (declared_form(&raw).to_string(), component))
                 .collect(),
             private,
             catch_all,
@@ -192,6 +189,11 @@ fn normalize(route: &str) -> String {
     }
 }
 
+/// A route as spin.toml declares it (the root, normalized to empty, is `/`).
+fn declared_form(raw: &str) -> &str {
+    if raw.is_empty() { "/" } else { raw }
+}
+
 impl<'a> RouteMatch<'a> {
     /// The route's request metrics (labelled by template and component).
     pub fn series(&self) -> &'a RequestSeries {
@@ -204,11 +206,7 @@ impl<'a> RouteMatch<'a> {
 
     /// The route as declared, e.g. `/items/...` (also the metrics label).
     pub fn route(&self) -> &str {
-        if self.entry.raw.is_empty() {
-            "/"
-        } else {
-            &self.entry.raw
-        }
+        declared_form(&self.entry.raw)
     }
 
     /// The `spin-*` request headers for this match. The caller overwrites any

@@ -529,7 +529,7 @@ async fn handle(
     let (mut parts, body) = request.into_parts();
     let body = read_body(body, host.max_request_body_bytes, host.body_read_timeout()).await?;
     let permit = acquire(&state.slots, host.queue_timeout()).await?;
-    let component_permit = match &component.slots {
+    let component_permit = match component.slots() {
         Some((slots, wait)) => Some(acquire(slots, *wait).await?),
         None => None,
     };
@@ -623,9 +623,9 @@ async fn call(
     let component_trace = match (Tracing::get(), trace) {
         (Some(tracing), Some(parent)) => Some(tracing.child_span(
             parent,
-            format!("component {}", component.id),
+            format!("component {}", component.id()),
             SpanKind::Internal,
-            vec![KeyValue::new("nexa.component", component.id.clone())],
+            vec![KeyValue::new("nexa.component", component.id().to_string())],
         )),
         _ => None,
     };
@@ -661,7 +661,7 @@ fn classify(
     error: anyhow::Error,
 ) -> HostError {
     tracing::warn!(
-        component = %component.id,
+        component = %component.id(),
         error = %format!("{error:#}"),
         "request failed"
     );

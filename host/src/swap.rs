@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::handler::HandlerState;
 
-use crate::app::{App, ComponentPlan, LoadedComponent, pre_instantiate};
+use crate::app::{App, ComponentPlan, ComponentVersions, LoadedComponent, pre_instantiate};
 use crate::engine::{ComponentSource, write_atomically};
 
 /// Why a swap or rollback changed nothing.
@@ -48,9 +48,9 @@ impl SwapOutcome {
     fn record(id: &str, serving: &LoadedComponent, replaced: &LoadedComponent, what: &str) -> Self {
         let outcome = Self {
             id: id.to_string(),
-            digest: format!("sha256:{}", serving.source.digest),
+            digest: serving.source.reference(),
             size_bytes: serving.source.size,
-            replaced: format!("sha256:{}", replaced.source.digest),
+            replaced: replaced.source.reference(),
         };
         tracing::info!(
             component = id,
@@ -65,10 +65,7 @@ impl SwapOutcome {
 impl App {
     /// Makes `wasm` the version of component `id` new requests get.
     pub async fn swap(&self, id: &str, wasm: Vec<u8>) -> Result<SwapOutcome, SwapError> {
-        let versions = self
-            .components
-            .versions(id)
-            .ok_or_else(|| SwapError::UnknownComponent(id.to_string()))?;
+        let versions = self.versions_of(id)?;
         let _one_at_a_time = versions.changing.lock().await;
         let current = versions.current();
         let next = Arc::new(self.ready(&current.plan, wasm).await?);
@@ -89,10 +86,7 @@ impl App {
 
     /// Makes the version before the current one serve again.
     pub async fn rollback(&self, id: &str) -> Result<SwapOutcome, SwapError> {
-        let versions = self
-            .components
-            .versions(id)
-            .ok_or_else(|| SwapError::UnknownComponent(id.to_string()))?;
+        let versions = self.versions_of(id)?;
         let _one_at_a_time = versions.changing.lock().await;
         let earlier = versions
             .previous
@@ -115,7 +109,14 @@ impl App {
         ))
     }
 
-    /// Readies `wasm` as the next version of the component `plan` describes.
+    fn versions_of(&self, id: &str) -> Result<&ComponentVersions, SwapError> {
+        self.components
+            .versions(id)
+            .ok_or_else(|| SwapError::UnknownComponent(id.to_string()))
+    }
+
+    /// Readies `wasm` as the next version of the component `plan` describes;
+    /// it enters the component store only once it has proved it starts.
     async fn ready(
         &self,
         plan: &ComponentPlan,
@@ -136,9 +137,8 @@ impl App {
         .await
         .map_err(|e| refused(format!("compiling it failed: {e}")))?
         .map_err(|e| refused(format!("{e:#}")))?;
-        let path = self.component_store.put(&source, &wasm)?;
         let plan = ComponentPlan {
-            wasm: path,
+            wasm: self.component_store.path_of(&source.digest),
             ..plan.clone()
         };
         let next = pre_instantiate(
@@ -161,6 +161,7 @@ impl App {
         // That probe instance never went through a worker, whose end
         // counts the live-instance gauge down.
         next.series.live.dec();
+        self.component_store.put(&next.source, &wasm)?;
         Ok(next)
     }
 }
@@ -185,12 +186,12 @@ impl ComponentStore {
 
     /// Keeps `wasm` under its digest (written atomically; kept as is when
     /// already there).
-    pub fn put(&self, source: &ComponentSource, wasm: &[u8]) -> std::io::Result<PathBuf> {
+    pub fn put(&self, source: &ComponentSource, wasm: &[u8]) -> std::io::Result<()> {
         let path = self.path_of(&source.digest);
-        if !path.exists() {
-            write_atomically(&path, wasm)?;
+        if path.exists() {
+            return Ok(());
         }
-        Ok(path)
+        write_atomically(&path, wasm)
     }
 
     fn active_path(&self) -> PathBuf {

@@ -3,29 +3,14 @@
 
 use std::process::Command;
 
-use crate::support::{AppDir, SECRET_RUNTIME_CONFIG, fixture_manifest, unique};
+use crate::support::{fixture_app, rc_args, start_with_rc, unique};
 
 const TOKEN: &str = "a-long-random-admin-token-for-tests";
-
-fn fixture_app(nexa_toml: &str) -> AppDir {
-    let app = AppDir::new(&fixture_manifest(""));
-    app.write("rc.toml", SECRET_RUNTIME_CONFIG);
-    app.write("nexa.toml", nexa_toml);
-    app
-}
-
-fn rc(app: &AppDir) -> [String; 2] {
-    [
-        "--runtime-config-file".to_string(),
-        app.path("rc.toml").to_str().unwrap().to_string(),
-    ]
-}
 
 #[tokio::test]
 async fn without_a_token_the_admin_api_is_off_and_metrics_stay_up() {
     let app = fixture_app("");
-    let args = rc(&app);
-    let host = app.start_with_env(&[&args[0], &args[1]], &[]);
+    let host = start_with_rc(&app, &[]);
     let response = reqwest::get(host.admin_url("/admin/components"))
         .await
         .unwrap();
@@ -46,8 +31,7 @@ async fn without_a_token_the_admin_api_is_off_and_metrics_stay_up() {
 #[tokio::test]
 async fn the_admin_api_needs_the_token() {
     let app = fixture_app("");
-    let args = rc(&app);
-    let host = app.start_with_env(&[&args[0], &args[1]], &[("NEXA_ADMIN_TOKEN", TOKEN)]);
+    let host = start_with_rc(&app, &[("NEXA_ADMIN_TOKEN", TOKEN)]);
     let client = reqwest::Client::new();
     let url = host.admin_url("/admin/components");
 
@@ -97,8 +81,7 @@ async fn a_token_file_named_in_nexa_toml_turns_the_api_on() {
     let app = fixture_app("admin_token_file = \"secrets/admin-token\"\n");
     std::fs::create_dir_all(app.path("secrets")).unwrap();
     app.write("secrets/admin-token", &format!("{TOKEN}\n"));
-    let args = rc(&app);
-    let host = app.start_with_env(&[&args[0], &args[1]], &[]);
+    let host = start_with_rc(&app, &[]);
     let allowed = reqwest::Client::new()
         .get(host.admin_url("/admin/components"))
         .bearer_auth(TOKEN)
@@ -110,8 +93,7 @@ async fn a_token_file_named_in_nexa_toml_turns_the_api_on() {
     // An empty token file stops start-up with the reason.
     let empty = fixture_app("admin_token_file = \"token\"\n");
     empty.write("token", "\n");
-    let args = rc(&empty);
-    let stderr = empty.start_failure(&[&args[0], &args[1]]);
+    let stderr = empty.start_failure(&rc_args(&empty).each_ref().map(String::as_str));
     assert!(
         stderr.contains("admin token") && stderr.contains("empty"),
         "{stderr}"
@@ -121,8 +103,7 @@ async fn a_token_file_named_in_nexa_toml_turns_the_api_on() {
 #[tokio::test]
 async fn components_report_their_routes_source_and_traffic() {
     let app = fixture_app("");
-    let args = rc(&app);
-    let host = app.start_with_env(&[&args[0], &args[1]], &[("NEXA_ADMIN_TOKEN", TOKEN)]);
+    let host = start_with_rc(&app, &[("NEXA_ADMIN_TOKEN", TOKEN)]);
     let path = format!("/fixture/{}", unique("admin"));
     for _ in 0..3 {
         let response = reqwest::get(host.url(&path)).await.unwrap();

@@ -363,14 +363,29 @@ pub fn chaining_host(allowed_outbound_hosts: &str, nexa_toml: &str) -> (AppDir, 
 
 /// Starts `manifest` with the secret variable set and the given nexa.toml.
 fn serve(manifest: &str, nexa_toml: &str) -> (AppDir, Host) {
+    let app = app_with(manifest, nexa_toml);
+    let host = start_with_rc(&app, &[]);
+    (app, host)
+}
+
+/// An app directory with `manifest`, `nexa_toml` and a runtime config
+/// giving the secret variable a value (`rc.toml`); not started.
+pub fn app_with(manifest: &str, nexa_toml: &str) -> AppDir {
     let app = AppDir::new(manifest);
     app.write("rc.toml", SECRET_RUNTIME_CONFIG);
     app.write("nexa.toml", nexa_toml);
-    let host = app.start(&[
-        "--runtime-config-file",
-        app.path("rc.toml").to_str().unwrap(),
-    ]);
-    (app, host)
+    app
+}
+
+/// The fixture app (`fixture_manifest("")`) made by [`app_with`].
+pub fn fixture_app(nexa_toml: &str) -> AppDir {
+    app_with(&fixture_manifest(""), nexa_toml)
+}
+
+/// Starts an app made by [`app_with`] with its `rc.toml` and `env`.
+pub fn start_with_rc(app: &AppDir, env: &[(&str, &str)]) -> Host {
+    let rc = rc_args(app);
+    app.start_with_env(&rc.each_ref().map(String::as_str), env)
 }
 
 /// A runtime config giving `secret_word` a value.

@@ -1,7 +1,12 @@
-//! The `nexa` subcommands that talk to a running host through its admin
-//! listener (`--admin URL`, token from `NEXA_ADMIN_TOKEN`). Each prints a
-//! table for people or, with `--json`, the admin API's own JSON for scripts;
-//! any failure is an error (exit status 1) with the reason.
+//! The `nexa` subcommands beside `up` and `build`: one module per command,
+//! each exposing `run` over its own clap arguments. Commands that report
+//! print a table or sentence for people and, with `--json`, JSON for
+//! scripts; any failure is an error (exit status 1) with the reason.
+//!
+//! This module holds what they share: the admin API client (`--admin URL`,
+//! token from `NEXA_ADMIN_TOKEN`) and the table/size/digest formatting.
+
+pub mod components;
 
 use std::time::Duration;
 
@@ -41,11 +46,11 @@ impl AdminClient {
         Ok(Self { base, token, http })
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+    pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         self.send(reqwest::Method::GET, path, None).await
     }
 
-    async fn send(
+    pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -86,95 +91,13 @@ impl AdminClient {
     }
 }
 
-/// `nexa components swap ID FILE` and `nexa components rollback ID`: what
-/// serves now, as the host reports it.
-pub async fn components_change(
-    admin: &str,
-    id: &str,
-    wasm: Option<&std::path::Path>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let client = AdminClient::new(admin)?;
-    let outcome = match wasm {
-        Some(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            client
-                .send(
-                    reqwest::Method::PUT,
-                    &format!("/admin/components/{id}"),
-                    Some(bytes),
-                )
-                .await?
-        }
-        None => {
-            client
-                .send(
-                    reqwest::Method::POST,
-                    &format!("/admin/components/{id}/rollback"),
-                    None,
-                )
-                .await?
-        }
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-    } else {
-        let digest =
-            |key: &str| short_digest(outcome[key].as_str().unwrap_or_default()).to_string();
-        println!(
-            "{id}: now serving {} (was {})",
-            digest("digest"),
-            digest("replaced")
-        );
-    }
-    Ok(())
-}
-
-/// `nexa components list`.
-pub async fn components_list(admin: &str, json: bool) -> anyhow::Result<()> {
-    let components = AdminClient::new(admin)?.components().await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&components)?);
-        return Ok(());
-    }
-    let rows: Vec<[String; 7]> = components
-        .iter()
-        .map(|c| {
-            [
-                c.id.clone(),
-                if c.private {
-                    "(private)".to_string()
-                } else {
-                    c.routes.join(" ")
-                },
-                short_digest(&c.digest).to_string(),
-                format_size(c.size_bytes),
-                c.requests_served.to_string(),
-                c.live_instances.to_string(),
-                c.loaded_at.clone(),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "ID", "ROUTES", "DIGEST", "SIZE", "REQUESTS", "LIVE", "LOADED"
-            ],
-            &rows
-        )
-    );
-    Ok(())
-}
-
 /// `sha256:0123456789ab…` → `0123456789ab` (as `docker images` shortens).
-fn short_digest(digest: &str) -> &str {
+pub fn short_digest(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     &hex[..hex.len().min(12)]
 }
 
-fn format_size(bytes: u64) -> String {
+pub fn format_size(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     let bytes_f = bytes as f64;
     if bytes_f >= KIB * KIB {
@@ -187,7 +110,7 @@ fn format_size(bytes: u64) -> String {
 }
 
 /// Left-aligned columns, two spaces apart.
-fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths: [usize; N] = header.map(str::len);
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
