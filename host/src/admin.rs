@@ -111,6 +111,7 @@ pub fn router(state: Arc<ServerState>, token: Option<AdminToken>) -> Router {
             .route("/components", get(components))
             .route("/components/{id}", put(swap))
             .route("/components/{id}/rollback", post(rollback))
+            .route("/reload", post(reload))
             // A component's .wasm is the body of a swap.
             .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such admin endpoint") })
@@ -183,6 +184,20 @@ async fn rollback(State(state): State<Arc<ServerState>>, Path(id): Path<String>)
     outcome(state.app.rollback(&id).await)
 }
 
+/// `POST /admin/reload`: 200 with what changed, or 422 with why nothing did.
+async fn reload(State(state): State<Arc<ServerState>>) -> Response {
+    match state.reload().await {
+        Ok(outcome) => json(
+            StatusCode::OK,
+            &serde_json::to_value(outcome).unwrap_or_default(),
+        ),
+        Err(refused) => {
+            tracing::warn!(error = %refused, "admin API");
+            error(StatusCode::UNPROCESSABLE_ENTITY, refused.to_string())
+        }
+    }
+}
+
 /// The one place a swap's outcome becomes HTTP.
 fn outcome(result: Result<SwapOutcome, SwapError>) -> Response {
     match result {
@@ -190,19 +205,19 @@ fn outcome(result: Result<SwapOutcome, SwapError>) -> Response {
             StatusCode::OK,
             &serde_json::to_value(outcome).unwrap_or_default(),
         ),
-        Err(error) => {
-            let status = match &error {
+        Err(failure) => {
+            let status = match &failure {
                 SwapError::UnknownComponent(_) => StatusCode::NOT_FOUND,
                 SwapError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 SwapError::NothingToRollBack(_) => StatusCode::CONFLICT,
                 SwapError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             if status.is_server_error() {
-                tracing::error!(%error, "admin API");
+                tracing::error!(error = %failure, "admin API");
             } else {
-                tracing::warn!(%error, "admin API");
+                tracing::warn!(error = %failure, "admin API");
             }
-            error(status, error.to_string())
+            error(status, failure.to_string())
         }
     }
 }
@@ -227,22 +242,22 @@ pub struct ComponentReport {
 }
 
 async fn components(State(state): State<Arc<ServerState>>) -> Response {
-    let app = &state.app;
-    let reports: Vec<ComponentReport> = app
+    let serving = state.app.serving();
+    let reports: Vec<ComponentReport> = serving
         .components
         .ids()
         .into_iter()
-        .filter_map(|id| app.components.versions(id))
+        .filter_map(|id| serving.components.versions(id))
         .map(|versions| (versions.current(), versions.previous_references()))
         .map(|(component, previous)| ComponentReport {
             id: component.id().to_string(),
-            routes: app
+            routes: serving
                 .routes
                 .routes_of(component.id())
                 .into_iter()
                 .map(String::from)
                 .collect(),
-            private: app.routes.is_private(component.id()),
+            private: serving.routes.is_private(component.id()),
             digest: component.source.reference(),
             size_bytes: component.source.size,
             loaded_at: humantime::format_rfc3339_seconds(component.loaded_at).to_string(),
@@ -261,7 +276,7 @@ async fn components(State(state): State<Arc<ServerState>>) -> Response {
 async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     let metrics = Metrics::global();
     let (mut idle, mut used) = (0, 0);
-    for pool in state.app.postgres.gauges() {
+    for pool in state.app.serving().postgres.gauges() {
         idle += i64::from(pool.idle);
         used += i64::from(pool.in_use);
     }

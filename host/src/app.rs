@@ -36,7 +36,7 @@ use crate::capabilities::postgres::PostgresState;
 use crate::capabilities::variables::VariablesState;
 use crate::capabilities::{AppCapabilities, AppContext, ComponentContext, ComponentGrants};
 use crate::config::host::HostConfig;
-use crate::config::manifest::LoadedManifest;
+use crate::config::manifest::{LoadedManifest, Manifest};
 use crate::config::runtime::LoadedRuntimeConfig;
 use crate::engine::{ArtifactCache, ComponentSource, EPOCH_TICK, build_engine};
 use crate::metrics::InstanceSeries;
@@ -61,25 +61,42 @@ pub struct AppOptions {
 /// A loaded app, ready to serve.
 pub struct App {
     pub name: String,
+    /// Routes, capabilities and components; replaced as a whole by a reload.
+    serving: ArcSwap<Serving>,
+    pub host: HostConfig,
+    pub artifacts: Arc<ArtifactCache>,
+    /// Where embedded stores, the artifact cache and the log file live.
+    pub state_dir: PathBuf,
+    /// What `nexa up` was asked to serve: a reload reads the same files.
+    pub(crate) options: AppOptions,
+    /// What a swap or reload needs to ready components as start-up did.
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<StoreData>,
+    pub(crate) limits: InstanceLimits,
+    /// Components accepted through the admin API, by digest.
+    pub component_store: ComponentStore,
+    /// Swaps hold it shared, a reload exclusively: a swap never lands in a
+    /// serving set that a reload is about to replace.
+    pub(crate) changing: tokio::sync::RwLock<()>,
+    _epoch: EpochTicker,
+}
+
+/// What spin.toml and the runtime config say to serve: the routes, the
+/// capabilities' app-level state and the components readied under their
+/// grants. Requests take a snapshot (an `Arc`) and finish on it.
+pub struct Serving {
     pub routes: RouteTable,
-    pub components: Arc<ComponentRegistry>,
+    pub components: ComponentRegistry,
     /// The Postgres pools, for their gauges.
     pub postgres: Arc<PostgresState>,
     /// Outbound HTTP, which the edge makes route `*.spin.internal` back to it.
     pub outbound: Arc<OutboundHttpState>,
     /// The app's variables (the edge reads the JWT settings from them).
     pub variables: Arc<VariablesState>,
-    pub host: HostConfig,
-    pub artifacts: Arc<ArtifactCache>,
-    /// Where embedded stores, the artifact cache and the log file live.
-    pub state_dir: PathBuf,
-    /// What a swap needs to ready a new version as the first was readied.
-    pub(crate) engine: Engine,
-    pub(crate) linker: Linker<StoreData>,
-    pub(crate) limits: InstanceLimits,
-    /// Components accepted through the admin API, by digest.
-    pub component_store: ComponentStore,
-    _epoch: EpochTicker,
+    /// The manifest and runtime config text it was built from: what a
+    /// reload compares against.
+    pub(crate) manifest: Manifest,
+    pub(crate) runtime_config_text: Option<String>,
 }
 
 /// The app's components by id: each the version serving now and the ones
@@ -179,52 +196,125 @@ impl LoadedComponent {
     pub fn live_instances(&self) -> i64 {
         self.series.live.get()
     }
+
+    /// Makes one instance and drops it: a component that traps while it
+    /// starts is refused before it serves, not on its first request.
+    pub(crate) async fn probe(&self) -> anyhow::Result<()> {
+        let instance = self.handler.state().instantiate().await?;
+        drop(instance);
+        // That instance never went through a worker, whose end counts the
+        // live-instance gauge down.
+        self.series.live.dec();
+        Ok(())
+    }
 }
 
 impl App {
     pub async fn load(options: &AppOptions) -> anyhow::Result<Self> {
         let files = AppFiles::read(options)?;
-        let resolved = ResolvedApp::resolve(files)?;
-        let engine = build_engine(&resolved.files.host)?;
+        let host = files.host.clone();
+        let state_dir = files.state_dir.clone();
+        let name = files.manifest.manifest.application.name.clone();
+        let engine = build_engine(&host)?;
         let artifacts = Arc::new(ArtifactCache::new(
             &engine,
-            resolved.files.state_dir.join("nexa-artifacts"),
+            state_dir.join("nexa-artifacts"),
         ));
-        let component_store = ComponentStore::new(&resolved.files.state_dir);
-        let mut plans = resolved.components;
-        component_store.use_activated(&mut plans);
-        let compiled = compile_components(&engine, &artifacts, &plans)?;
+        let component_store = ComponentStore::new(&state_dir);
         let linker = build_linker(&engine)?;
-        let limits = InstanceLimits::from(&resolved.files.host);
-        let mut components = HashMap::new();
-        for (plan, (component, source)) in plans.into_iter().zip(compiled) {
-            let loaded = pre_instantiate(&engine, &linker, plan, &component, source, limits)?;
-            components.insert(loaded.id().to_string(), ComponentVersions::new(loaded));
-        }
-        let components = Arc::new(ComponentRegistry(components));
-        let stats = &artifacts.stats;
-        tracing::info!(
-            compiled = stats.compiled.load(Ordering::Relaxed),
-            loaded_from_cache = stats.loaded.load(Ordering::Relaxed),
-            "artifact cache"
-        );
-        Ok(Self {
-            name: resolved.files.manifest.manifest.application.name.clone(),
-            routes: resolved.routes,
-            components,
-            postgres: resolved.capabilities.postgres.clone(),
-            outbound: resolved.capabilities.outbound_http.clone(),
-            variables: resolved.capabilities.variables.clone(),
-            host: resolved.files.host,
+        let limits = InstanceLimits::from(&host);
+        let serving = ready_serving(
+            &Readying {
+                engine: &engine,
+                linker: &linker,
+                artifacts: &artifacts,
+                component_store: &component_store,
+                limits,
+            },
+            ResolvedApp::resolve(files)?,
+        )?;
+        let app = Self {
+            name,
+            serving: ArcSwap::from_pointee(serving),
+            host,
             artifacts,
-            state_dir: resolved.files.state_dir.clone(),
+            state_dir,
+            options: options.clone(),
             _epoch: EpochTicker::start(engine.clone()),
             engine,
             linker,
             limits,
             component_store,
-        })
+            changing: Default::default(),
+        };
+        let stats = &app.artifacts.stats;
+        tracing::info!(
+            compiled = stats.compiled.load(Ordering::Relaxed),
+            loaded_from_cache = stats.loaded.load(Ordering::Relaxed),
+            "artifact cache"
+        );
+        Ok(app)
     }
+
+    /// The routes and components serving now. Hold the snapshot for the
+    /// whole request: a reload does not change it under you.
+    pub fn serving(&self) -> Arc<Serving> {
+        self.serving.load_full()
+    }
+
+    pub(crate) fn replace_serving(&self, next: Serving) -> Arc<Serving> {
+        self.serving.swap(Arc::new(next))
+    }
+
+    /// What readies components here, as start-up did.
+    pub(crate) fn readying(&self) -> Readying<'_> {
+        Readying {
+            engine: &self.engine,
+            linker: &self.linker,
+            artifacts: &self.artifacts,
+            component_store: &self.component_store,
+            limits: self.limits,
+        }
+    }
+}
+
+/// What readies components: at start-up, and for swaps and reloads the same way.
+pub(crate) struct Readying<'a> {
+    pub engine: &'a Engine,
+    pub linker: &'a Linker<StoreData>,
+    pub artifacts: &'a ArtifactCache,
+    pub component_store: &'a ComponentStore,
+    pub limits: InstanceLimits,
+}
+
+/// Stages 3 to 5 for every component of `resolved` (versions activated
+/// through the admin API win over spin.toml's sources). Compiles: call off
+/// the async workers once the app serves.
+pub(crate) fn ready_serving(with: &Readying<'_>, resolved: ResolvedApp) -> anyhow::Result<Serving> {
+    let mut plans = resolved.components;
+    with.component_store.use_activated(&mut plans);
+    let compiled = compile_components(with.engine, with.artifacts, &plans)?;
+    let mut components = HashMap::new();
+    for (plan, (component, source)) in plans.into_iter().zip(compiled) {
+        let loaded = pre_instantiate(
+            with.engine,
+            with.linker,
+            plan,
+            &component,
+            source,
+            with.limits,
+        )?;
+        components.insert(loaded.id().to_string(), ComponentVersions::new(loaded));
+    }
+    Ok(Serving {
+        routes: resolved.routes,
+        components: ComponentRegistry(components),
+        postgres: resolved.capabilities.postgres.clone(),
+        outbound: resolved.capabilities.outbound_http.clone(),
+        variables: resolved.capabilities.variables.clone(),
+        manifest: resolved.files.manifest.manifest.clone(),
+        runtime_config_text: resolved.files.runtime.text.clone(),
+    })
 }
 
 /// Stage 1: the app's files, each parsed and checked on its own.
@@ -238,14 +328,22 @@ pub struct AppFiles {
 
 impl AppFiles {
     pub fn read(options: &AppOptions) -> anyhow::Result<Self> {
+        Self::read_with_host(options, None)
+    }
+
+    /// Reads the files, but takes `host` (the running host's settings) for
+    /// nexa.toml when given: a reload applies spin.toml and the runtime
+    /// config, while nexa.toml is read at start-up only.
+    pub fn read_with_host(options: &AppOptions, host: Option<HostConfig>) -> anyhow::Result<Self> {
         let manifest = LoadedManifest::load(&options.manifest)?;
         let runtime = match &options.runtime_config {
             Some(path) => LoadedRuntimeConfig::load(path)?,
             None => LoadedRuntimeConfig::default(),
         };
-        let host = match &options.host_config {
-            Some(path) => HostConfig::load(path)?,
-            None => {
+        let host = match (host, &options.host_config) {
+            (Some(host), _) => host,
+            (None, Some(path)) => HostConfig::load(path)?,
+            (None, None) => {
                 let beside = manifest.dir.join("nexa.toml");
                 if beside.exists() {
                     HostConfig::load(&beside)?

@@ -48,6 +48,10 @@ enum Command {
         /// Run the components' build commands first.
         #[arg(long)]
         build: bool,
+        /// Rebuild a component when files matching its `watch` globs change
+        /// and swap it in live (no restart; other components untouched).
+        #[arg(long)]
+        watch: bool,
     },
     /// Run each component's build command.
     Build {
@@ -60,6 +64,12 @@ enum Command {
         #[command(subcommand)]
         command: ComponentsCommand,
     },
+    /// How a running host is doing: health, and per component the version,
+    /// live instances, request rate, p99 and error ratio.
+    Status(nexa_host::cli::status::Args),
+    /// Make a running host re-read spin.toml and the runtime config: what
+    /// changed is applied at once, or nothing and the reason.
+    Reload(nexa_host::cli::reload::Args),
     /// Check a component's imports and exports against the Nexa world
     /// (the same as `nexa components check`).
     CheckComponent {
@@ -74,7 +84,7 @@ enum ComponentsCommand {
     /// live instances, when loaded.
     List {
         #[command(flatten)]
-        admin: AdminArgs,
+        admin: nexa_host::cli::AdminArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -87,7 +97,7 @@ enum ComponentsCommand {
         /// The new version's .wasm file.
         wasm: PathBuf,
         #[command(flatten)]
-        admin: AdminArgs,
+        admin: nexa_host::cli::AdminArgs,
         /// Print JSON instead of a sentence.
         #[arg(long)]
         json: bool,
@@ -97,7 +107,7 @@ enum ComponentsCommand {
         /// The component's id in spin.toml.
         id: String,
         #[command(flatten)]
-        admin: AdminArgs,
+        admin: nexa_host::cli::AdminArgs,
         /// Print JSON instead of a sentence.
         #[arg(long)]
         json: bool,
@@ -107,19 +117,6 @@ enum ComponentsCommand {
         /// The component's .wasm file.
         wasm: PathBuf,
     },
-}
-
-/// Where a running host's admin listener is (the token comes from
-/// `NEXA_ADMIN_TOKEN`).
-#[derive(clap::Args)]
-struct AdminArgs {
-    /// The admin listener's URL.
-    #[arg(
-        long = "admin",
-        default_value = "http://127.0.0.1:9464",
-        env = "NEXA_ADMIN_URL"
-    )]
-    url: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -161,7 +158,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             admin_listen,
             build,
+            watch,
         } => {
+            let watching = if watch {
+                Some(LoadedManifest::load(&manifest)?)
+            } else {
+                None
+            };
             if build {
                 let loaded = LoadedManifest::load(&manifest)?;
                 tokio::task::spawn_blocking(move || nexa_host::builder::build_all(&loaded))
@@ -216,7 +219,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let address = listener.local_addr()?;
-            let (name, components) = (app.name.clone(), app.components.len());
+            let (name, components) = (app.name.clone(), app.serving().components.len());
             match nexa_host::edge::listener::raise_open_file_limit() {
                 Ok(limit) => tracing::info!(open_files = limit, "open-file limit"),
                 Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
@@ -242,6 +245,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
                 None => tracing::info!("admin listener off"),
             }
+            let _watch = match watching {
+                Some(loaded) => Some(nexa_host::watch::start(loaded, state.clone())?),
+                None => None,
+            };
             tracing::info!(
                 app = %name,
                 components,
@@ -272,6 +279,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             ComponentsCommand::Check { wasm } => check_component(&wasm),
         },
+        Command::Status(args) => nexa_host::cli::status::run(args).await,
+        Command::Reload(args) => nexa_host::cli::reload::run(args).await,
         Command::CheckComponent { wasm } => check_component(&wasm),
     }
 }

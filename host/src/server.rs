@@ -36,13 +36,14 @@ use tower_http::request_id::{
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::ExpirationError;
 
-use crate::app::{App, Deadline, LoadedComponent, RequestStart};
+use crate::app::{App, Deadline, LoadedComponent, RequestStart, Serving};
 use crate::capabilities::outbound_http::{ChainedResponse, ServiceChaining};
 use crate::edge::browser;
 use crate::edge::client::{Client, ClientResolver, Scheme};
 use crate::edge::listener::{self, ConnectionLimits, ConnectionStats};
 use crate::edge::rate_limit::{Decision, RateLimiter, SubjectVerifier};
 use crate::metrics::{Metrics, RequestSeries};
+use crate::reload::{ReloadError, ReloadOutcome};
 use crate::routes::{RouteMatch, header_value, is_spin_header};
 use crate::telemetry::instance::RequestContext;
 use crate::telemetry::logs::{self, RequestFields};
@@ -54,7 +55,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What every request handler shares.
 pub struct ServerState {
-    pub app: App,
+    pub app: Arc<App>,
     slots: Arc<Semaphore>,
     clients: ClientResolver,
     /// `None` when `[rate_limit] enabled = false`.
@@ -72,9 +73,10 @@ impl ServerState {
         let host = &app.host;
         let public_url = host.public_url().map_err(anyhow::Error::msg)?;
         let clients = ClientResolver::new(host.trusted_proxies.clone(), public_url.as_ref());
-        let subjects = app.variables.resolve("jwt_secret").ok().and_then(|secret| {
-            let issuer = app.variables.resolve("jwt_issuer").ok();
-            let audience = app.variables.resolve("jwt_audience").ok();
+        let variables = app.serving().variables.clone();
+        let subjects = variables.resolve("jwt_secret").ok().and_then(|secret| {
+            let issuer = variables.resolve("jwt_issuer").ok();
+            let audience = variables.resolve("jwt_audience").ok();
             SubjectVerifier::new(&secret, issuer.as_deref(), audience.as_deref())
         });
         let rate_limiter =
@@ -87,12 +89,11 @@ impl ServerState {
             allowed_origins,
             public_origin: public_url.map(|url| url.origin().ascii_serialization()),
             connections: Arc::new(ConnectionStats::default()),
-            app,
+            app: Arc::new(app),
         });
-        Metrics::global().declare(&state.app.components.ids());
-        let chaining: Weak<dyn ServiceChaining> =
-            Arc::downgrade(&state) as Weak<dyn ServiceChaining>;
-        state.app.outbound.set_components(chaining);
+        let serving = state.app.serving();
+        Metrics::global().declare(&serving.components.ids());
+        serving.outbound.set_components(state.chaining());
         if let Some(limiter) = &state.rate_limiter {
             let limiter = Arc::downgrade(limiter);
             tokio::spawn(async move {
@@ -108,6 +109,16 @@ impl ServerState {
             });
         }
         Ok(state)
+    }
+
+    /// Where the app's `*.spin.internal` requests go: back through this edge.
+    fn chaining(self: &Arc<Self>) -> Weak<dyn ServiceChaining> {
+        Arc::downgrade(self) as Weak<dyn ServiceChaining>
+    }
+
+    /// `POST /admin/reload`: spin.toml and the runtime config applied anew.
+    pub async fn reload(self: &Arc<Self>) -> Result<ReloadOutcome, ReloadError> {
+        self.app.reload(self.chaining()).await
     }
 
     /// This site's origin as the client sees it, for the cross-site check.
@@ -335,8 +346,9 @@ async fn dispatch(
     let id = request_id_of(&request);
     if crate::telemetry::bypassed() {
         let client = state.clients.resolve(peer, request.headers());
-        let route = state.app.routes.route(request.uri().path());
-        return handle(&state, client, route, request, &id, None)
+        let serving = state.app.serving();
+        let route = serving.routes.route(request.uri().path());
+        return handle(&state, &serving, client, route, request, &id, None)
             .await
             .unwrap_or_else(|error| error.into_response_with_id(&id));
     }
@@ -347,7 +359,8 @@ async fn dispatch(
     let uri = request.uri().clone();
     let client = state.clients.resolve(peer, request.headers());
     let client_addr = client.addr;
-    let route = state.app.routes.route(uri.path());
+    let serving = state.app.serving();
+    let route = serving.routes.route(uri.path());
     // Labelled by the route as spin.toml declares it, never the raw path.
     let series = route
         .as_ref()
@@ -370,7 +383,17 @@ async fn dispatch(
     });
     let fields = request_fields(&id, trace.as_ref());
     logs::in_request(fields, async {
-        let mut response = match handle(&state, client, route, request, &id, trace.as_ref()).await {
+        let mut response = match handle(
+            &state,
+            &serving,
+            client,
+            route,
+            request,
+            &id,
+            trace.as_ref(),
+        )
+        .await
+        {
             Ok(response) => response,
             Err(error) => {
                 error.record(metrics, series.component());
@@ -485,6 +508,7 @@ async fn acquire(
 
 async fn handle(
     state: &ServerState,
+    serving: &Serving,
     client: Client,
     route: Option<RouteMatch<'_>>,
     request: Request<Body>,
@@ -494,8 +518,7 @@ async fn handle(
     let host = &state.app.host;
     let deadline = Deadline::after(host.request_timeout());
     let route = route.ok_or(HostError::NoRoute)?;
-    let component = state
-        .app
+    let component = serving
         .components
         .get(route.component())
         .ok_or(HostError::NoRoute)?;
@@ -689,7 +712,8 @@ impl ServiceChaining for ServerState {
         request: http::Request<WasiBody>,
         timeout: Duration,
     ) -> Option<ChainedResponse> {
-        let component = self.app.components.get(id)?;
+        let serving = self.app.serving();
+        let component = serving.components.get(id)?;
         let (mut parts, body) = request.into_parts();
         // The caller's request id when it passed one on, else a new one.
         let request_id = parts
@@ -698,7 +722,7 @@ impl ServiceChaining for ServerState {
             .filter(|v| is_usable_request_id(v))
             .cloned()
             .unwrap_or_else(new_request_id);
-        let route = self.app.routes.for_component(id, parts.uri.path());
+        let route = serving.routes.for_component(id, parts.uri.path());
         let full_url = parts.uri.to_string();
         parts.headers.remove(HOST);
         parts.headers.remove(http::header::CONNECTION);

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use wasmtime_wasi_http::handler::HandlerState;
-
-use crate::app::{App, ComponentPlan, ComponentVersions, LoadedComponent, pre_instantiate};
+use crate::app::{
+    App, ComponentPlan, ComponentVersions, LoadedComponent, Serving, pre_instantiate,
+};
 use crate::engine::{ComponentSource, write_atomically};
 
 /// Why a swap or rollback changed nothing.
@@ -65,7 +65,9 @@ impl SwapOutcome {
 impl App {
     /// Makes `wasm` the version of component `id` new requests get.
     pub async fn swap(&self, id: &str, wasm: Vec<u8>) -> Result<SwapOutcome, SwapError> {
-        let versions = self.versions_of(id)?;
+        let _no_reload = self.changing.read().await;
+        let serving = self.serving();
+        let versions = versions_of(&serving, id)?;
         let _one_at_a_time = versions.changing.lock().await;
         let current = versions.current();
         let next = Arc::new(self.ready(&current.plan, wasm).await?);
@@ -86,7 +88,9 @@ impl App {
 
     /// Makes the version before the current one serve again.
     pub async fn rollback(&self, id: &str) -> Result<SwapOutcome, SwapError> {
-        let versions = self.versions_of(id)?;
+        let _no_reload = self.changing.read().await;
+        let serving = self.serving();
+        let versions = versions_of(&serving, id)?;
         let _one_at_a_time = versions.changing.lock().await;
         let earlier = versions
             .previous
@@ -107,12 +111,6 @@ impl App {
             &replaced,
             "component rolled back",
         ))
-    }
-
-    fn versions_of(&self, id: &str) -> Result<&ComponentVersions, SwapError> {
-        self.components
-            .versions(id)
-            .ok_or_else(|| SwapError::UnknownComponent(id.to_string()))
     }
 
     /// Readies `wasm` as the next version of the component `plan` describes;
@@ -150,20 +148,19 @@ impl App {
             self.limits,
         )
         .map_err(|e| refused(format!("{e:#}")))?;
-        // One instance made and dropped: a component that traps while it
-        // starts is refused here, not on its first request.
-        match next.handler.state().instantiate().await {
-            Ok(instance) => drop(instance),
-            Err(error) => {
-                return Err(refused(format!("it fails to instantiate: {error:#}")));
-            }
-        }
-        // That probe instance never went through a worker, whose end
-        // counts the live-instance gauge down.
-        next.series.live.dec();
+        next.probe()
+            .await
+            .map_err(|e| refused(format!("it fails to instantiate: {e:#}")))?;
         self.component_store.put(&next.source, &wasm)?;
         Ok(next)
     }
+}
+
+fn versions_of<'a>(serving: &'a Serving, id: &str) -> Result<&'a ComponentVersions, SwapError> {
+    serving
+        .components
+        .versions(id)
+        .ok_or_else(|| SwapError::UnknownComponent(id.to_string()))
 }
 
 /// `<state-dir>/components/`: every version accepted, as

@@ -7,6 +7,8 @@
 //! token from `NEXA_ADMIN_TOKEN`) and the table/size/digest formatting.
 
 pub mod components;
+pub mod reload;
+pub mod status;
 
 use std::time::Duration;
 
@@ -14,6 +16,19 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::admin::{ADMIN_TOKEN_ENV, ComponentReport};
+
+/// Where a running host's admin listener is (the token comes from
+/// `NEXA_ADMIN_TOKEN`).
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    /// The admin listener's URL.
+    #[arg(
+        long = "admin",
+        default_value = "http://127.0.0.1:9464",
+        env = "NEXA_ADMIN_URL"
+    )]
+    pub url: String,
+}
 
 /// A client of one host's admin API.
 pub struct AdminClient {
@@ -44,6 +59,20 @@ impl AdminClient {
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(Self { base, token, http })
+    }
+
+    /// A path that answers text (`/metrics`).
+    pub async fn text(&self, path: &str) -> anyhow::Result<String> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin listener at {}", self.base))?;
+        let status = response.status();
+        anyhow::ensure!(status.is_success(), "GET {url}: {status}");
+        Ok(response.text().await?)
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, read_toml};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Must be 2.
@@ -26,7 +26,7 @@ pub struct Manifest {
     pub component: BTreeMap<String, ComponentDecl>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Application {
     pub name: String,
@@ -39,7 +39,7 @@ pub struct Application {
 }
 
 /// An app variable: either it has a default or it is required.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariableDecl {
     pub description: Option<String>,
@@ -51,14 +51,14 @@ pub struct VariableDecl {
     pub secret: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Triggers {
     #[serde(default)]
     pub http: Vec<HttpTrigger>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpTrigger {
     pub id: Option<String>,
@@ -69,28 +69,28 @@ pub struct HttpTrigger {
 }
 
 /// `route = "/path"` or `route = { private = true }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum RouteDecl {
     Path(String),
     Private(PrivateRoute),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivateRoute {
     pub private: bool,
 }
 
 /// Only Spin's default executor (`http`, alias `spin`) is served.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Executor {
     #[serde(rename = "type")]
     pub kind: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentDecl {
     pub description: Option<String>,
@@ -114,7 +114,7 @@ pub struct ComponentDecl {
     pub build: Option<BuildDecl>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildDecl {
     pub command: Command,
@@ -126,7 +126,7 @@ pub struct BuildDecl {
 }
 
 /// A build command: one shell line, or several run in order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum Command {
     One(String),

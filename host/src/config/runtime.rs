@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ConfigError, read_toml};
+use super::{ConfigError, parse_toml};
 use crate::capabilities::key_value::KeyValueStoreSection;
 use crate::capabilities::sqlite::SqliteDatabaseSection;
 use crate::capabilities::variables::VariablesProviderSection;
@@ -50,14 +50,21 @@ pub struct LoadedRuntimeConfig {
     /// `None` when no file was given (all defaults).
     pub path: Option<PathBuf>,
     pub config: RuntimeConfig,
+    /// The file as read: what a reload compares to tell whether it changed.
+    pub text: Option<String>,
 }
 
 impl LoadedRuntimeConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let config: RuntimeConfig = read_toml(path)?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: RuntimeConfig = parse_toml(path, &text)?;
         let loaded = Self {
             path: Some(path.to_path_buf()),
             config,
+            text: Some(text),
         };
         loaded.validate()?;
         Ok(loaded)

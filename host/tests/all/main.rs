@@ -19,6 +19,7 @@ mod isolation;
 mod items;
 mod metrics;
 mod observability;
+mod operate;
 mod outbound_http;
 mod postgres;
 mod rate_limit;
