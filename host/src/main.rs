@@ -76,6 +76,12 @@ enum Command {
         /// The component's .wasm file.
         wasm: PathBuf,
     },
+    /// Audit the deployment's settings (secrets, CORS, outbound hosts,
+    /// registration, limits, Compose services) from its files; exit 1 on findings.
+    CheckConfig(nexa_host::cli::check_config::Args),
+    /// Draw routes → components → capabilities → backends from the app's
+    /// files, as Mermaid, DOT, SVG or JSON.
+    Graph(nexa_host::cli::graph::Args),
 }
 
 #[derive(Subcommand)]
@@ -282,6 +288,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Status(args) => nexa_host::cli::status::run(args).await,
         Command::Reload(args) => nexa_host::cli::reload::run(args).await,
         Command::CheckComponent { wasm } => check_component(&wasm),
+        Command::CheckConfig(args) => nexa_host::cli::check_config::run(args).await,
+        Command::Graph(args) => nexa_host::cli::graph::run(args).await,
     }
 }
 

@@ -165,6 +165,14 @@ fn parse_port(text: &str) -> Result<u16, String> {
     text.parse().map_err(|_| format!("{text:?} is not a port"))
 }
 
+/// An entry's scheme, host and port as written (wildcards kept), or `None`
+/// without `scheme://`: what `nexa graph` and `nexa check-config` show of it.
+pub fn entry_parts(entry: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (scheme, rest) = entry.split_once("://")?;
+    let (host, port) = split_host_port(rest.trim_end_matches('/'));
+    Some((scheme, host, port))
+}
+
 /// Splits `host:port`, `[v6]:port`, `host` or `[v6]`.
 fn split_host_port(text: &str) -> (&str, Option<&str>) {
     if let Some(rest) = text.strip_prefix('[')

@@ -6,7 +6,10 @@
 //! This module holds what they share: the admin API client (`--admin URL`,
 //! token from `NEXA_ADMIN_TOKEN`) and the table/size/digest formatting.
 
+pub mod check_config;
 pub mod components;
+pub mod deployment;
+pub mod graph;
 pub mod reload;
 pub mod status;
 

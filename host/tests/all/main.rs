@@ -12,6 +12,8 @@ mod auth;
 mod browser;
 mod build;
 mod capabilities;
+mod cli_check_config;
+mod cli_graph;
 mod config_errors;
 mod connections;
 mod edge;
