@@ -66,6 +66,15 @@ enum Command {
         /// The component's .wasm file.
         wasm: PathBuf,
     },
+    /// Read (or follow, -F) the host's JSON log, filtered by component,
+    /// level, request id, trace id or time.
+    Logs(nexa_host::cli::logs::Args),
+    /// Run the app database's schema migrations or its seed explicitly
+    /// (the components also run them on first use).
+    Db {
+        #[command(subcommand)]
+        command: nexa_host::cli::db::Command,
+    },
 }
 
 #[derive(Subcommand)]
@@ -273,6 +282,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             ComponentsCommand::Check { wasm } => check_component(&wasm),
         },
         Command::CheckComponent { wasm } => check_component(&wasm),
+        Command::Logs(args) => nexa_host::cli::logs::run(args).await,
+        Command::Db { command } => nexa_host::cli::db::run(command).await,
     }
 }
 

@@ -12,6 +12,8 @@ mod auth;
 mod browser;
 mod build;
 mod capabilities;
+mod cli_db;
+mod cli_logs;
 mod config_errors;
 mod connections;
 mod edge;
