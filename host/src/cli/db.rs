@@ -151,7 +151,9 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         seeded: seeded.seeded,
         admin_password_set,
     };
-    print(&report, target.json, |report| describe_seed(report, &password))
+    print(&report, target.json, |report| {
+        describe_seed(report, &password)
+    })
 }
 
 /// Runs `work` under a spinner on stderr.

@@ -716,7 +716,7 @@ mod tests {
             .unwrap();
         write!(file, "{}\n{{\"message\":\"hal", numbered(2..3)[0]).unwrap();
         assert_eq!(messages(&tail.read_new().unwrap()), ["line 2"]);
-        write!(file, "f\"}}\n").unwrap();
+        writeln!(file, "f\"}}").unwrap();
         assert_eq!(messages(&tail.read_new().unwrap()), ["half"]);
 
         // Rotation: a last line lands in the old file, then it is renamed

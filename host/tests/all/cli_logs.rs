@@ -357,7 +357,7 @@ fn odd_lines_are_shown_raw_and_mistakes_are_explained() {
             "\u{fffd}\u{fffd} invalid utf-8".to_string(),
         ]
     );
-    let human = stdout_lines(&nexa_logs(&["--file", path, "-n", "3"]));
+    let human = stdout_lines(&nexa_logs(&["--file", path, "-n", "4"]));
     assert_eq!(human[0], "2026-12-03 07:00:00.000 INFO  nexa_host current");
     assert_eq!(human[1], "not json at all");
     // A filter cannot match a line without fields.
