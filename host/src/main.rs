@@ -82,6 +82,15 @@ enum Command {
     /// Draw routes → components → capabilities → backends from the app's
     /// files, as Mermaid, DOT, SVG or JSON.
     Graph(nexa_host::cli::graph::Args),
+    /// Read (or follow, -F) the host's JSON log, filtered by component,
+    /// level, request id, trace id or time.
+    Logs(nexa_host::cli::logs::Args),
+    /// Run the app database's schema migrations or its seed explicitly
+    /// (the components also run them on first use).
+    Db {
+        #[command(subcommand)]
+        command: nexa_host::cli::db::Command,
+    },
 }
 
 #[derive(Subcommand)]
@@ -290,6 +299,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::CheckComponent { wasm } => check_component(&wasm),
         Command::CheckConfig(args) => nexa_host::cli::check_config::run(args).await,
         Command::Graph(args) => nexa_host::cli::graph::run(args).await,
+        Command::Logs(args) => nexa_host::cli::logs::run(args).await,
+        Command::Db { command } => nexa_host::cli::db::run(command).await,
     }
 }
 

@@ -211,7 +211,45 @@ async fn items_round_trip<D: Database>(db: &D) {
     assert_eq!(items::get(db, created.id).await.unwrap(), None);
 }
 
-on_both_databases!(first_use_migrates_and_seeds_once, items_round_trip);
+/// `nexa db migrate` and `nexa db seed`: the two halves of first use, run
+/// apart. Seeding refuses a schema that is not at the latest version.
+async fn migrations_and_seed_run_apart<D: Database>(db: &D) {
+    let refused = schema::seed_if_empty(db).await.unwrap_err();
+    assert!(refused.to_string().contains("version 0"), "{refused}");
+    let migrated = schema::migrate_schema(db).await.unwrap();
+    let latest = schema::latest_version();
+    assert_eq!(
+        (
+            migrated.version_before,
+            migrated.version_after,
+            migrated.seeded
+        ),
+        (0, latest, false)
+    );
+    assert_eq!(migrated.applied, (1..=latest).collect::<Vec<_>>());
+    assert_eq!(number(db, "SELECT COUNT(*) FROM users").await, 0);
+    let again = schema::migrate_schema(db).await.unwrap();
+    assert_eq!(
+        (again.version_before, again.version_after, again.applied),
+        (latest, latest, vec![])
+    );
+    let seeded = schema::seed_if_empty(db).await.unwrap();
+    assert!(seeded.seeded && seeded.applied.is_empty(), "{seeded:?}");
+    assert_eq!(
+        number(db, "SELECT COUNT(*) FROM items").await,
+        schema::SEED_ITEMS.len() as i64
+    );
+    assert!(!schema::seed_if_empty(db).await.unwrap().seeded);
+    // What components run on first use finds nothing left to do.
+    let first_use = schema::migrate(db).await.unwrap();
+    assert!(first_use.applied.is_empty() && !first_use.seeded);
+}
+
+on_both_databases!(
+    first_use_migrates_and_seeds_once,
+    items_round_trip,
+    migrations_and_seed_run_apart
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_use_seeds_once_on_postgres() {

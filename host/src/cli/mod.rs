@@ -4,21 +4,71 @@
 //! scripts; any failure is an error (exit status 1) with the reason.
 //!
 //! This module holds what they share: the admin API client (`--admin URL`,
-//! token from `NEXA_ADMIN_TOKEN`) and the table/size/digest formatting.
+//! token from `NEXA_ADMIN_TOKEN`), the app's files as `nexa up` finds them
+//! (`-f/--from`, `--runtime-config-file`, `--state-dir`), the
+//! table/size/digest formatting and the stderr spinner.
 
 pub mod check_config;
 pub mod components;
+pub mod db;
 pub mod deployment;
 pub mod graph;
+pub mod logs;
 pub mod reload;
 pub mod status;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::admin::{ADMIN_TOKEN_ENV, ComponentReport};
+use crate::app::{AppFiles, AppOptions};
+
+/// Which app a command is about, found as `nexa up` finds it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AppArgs {
+    /// The app manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    pub manifest: PathBuf,
+    /// Spin runtime config (its `state_dir`, SQLite databases and variable providers count).
+    #[arg(long, env = "NEXA_RUNTIME_CONFIG_FILE")]
+    pub runtime_config_file: Option<PathBuf>,
+    /// The state directory `nexa up` was given. Default: the runtime
+    /// config's `state_dir`, else .spin beside the manifest.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl AppArgs {
+    /// The app's files, read and checked as `nexa up` reads them.
+    pub fn files(&self) -> anyhow::Result<AppFiles> {
+        AppFiles::read(&AppOptions {
+            manifest: self.manifest.clone(),
+            runtime_config: self.runtime_config_file.clone(),
+            host_config: None,
+            state_dir: self.state_dir.clone(),
+        })
+    }
+
+    /// The state directory, without reading the app's files when
+    /// `--state-dir` says where it is.
+    pub fn state_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.state_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(self.files()?.state_dir),
+        }
+    }
+}
+
+/// A spinner on stderr for work that may take more than a second; hidden
+/// when stderr is not a terminal. `finish_and_clear` it before printing.
+pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> indicatif::ProgressBar {
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    spinner
+}
 
 /// Where a running host's admin listener is (the token comes from
 /// `NEXA_ADMIN_TOKEN`).

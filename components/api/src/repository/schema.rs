@@ -1,7 +1,9 @@
 //! The schema, its versioned migrations for both dialects, and the seed data.
 //! `migrate` runs on first use in one transaction under a lock
 //! (`pg_advisory_xact_lock` / `BEGIN IMMEDIATE`), so concurrent first requests
-//! on several instances neither fail nor seed twice.
+//! on several instances neither fail nor seed twice. The same lock serves
+//! [`migrate_schema`] and [`seed_if_empty`], the two halves an operator runs
+//! apart (`nexa db migrate`, `nexa db seed`).
 //!
 //! Any component may migrate, so the seed needs no secret: it creates the
 //! `admin` account without a usable password ([`users::NO_PASSWORD`]), and
@@ -135,15 +137,26 @@ pub const SEED_ITEMS: &[(&str, &str, &str, bool)] = &[
     ("Speakers", "A pair of bookshelf speakers", "149.99", true),
 ];
 
-/// What `migrate` did.
+/// What a migration run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationReport {
+    /// The schema's version when the run took the lock (0: no schema).
+    pub version_before: i64,
+    pub version_after: i64,
     pub applied: Vec<i64>,
     pub seeded: bool,
 }
 
+/// What one locked run does: migrate up to `target` (or not at all), then
+/// seed an empty database (or not).
+#[derive(Clone, Copy)]
+struct Steps {
+    target: Option<i64>,
+    seed: bool,
+}
+
 /// Brings the schema up to date and seeds an empty database, once, whatever
-/// else runs concurrently.
+/// else runs concurrently. What components do on first use.
 pub async fn migrate<D: Database>(db: &D) -> Result<MigrationReport, DbError> {
     migrate_to(db, latest_version()).await
 }
@@ -151,6 +164,43 @@ pub async fn migrate<D: Database>(db: &D) -> Result<MigrationReport, DbError> {
 /// [`migrate`], but no further than `target` (for testing a later
 /// migration on a database of an earlier version).
 pub async fn migrate_to<D: Database>(db: &D, target: i64) -> Result<MigrationReport, DbError> {
+    locked(
+        db,
+        Steps {
+            target: Some(target),
+            seed: true,
+        },
+    )
+    .await
+}
+
+/// Only the migrations, without the seed (`nexa db migrate`).
+pub async fn migrate_schema<D: Database>(db: &D) -> Result<MigrationReport, DbError> {
+    locked(
+        db,
+        Steps {
+            target: Some(latest_version()),
+            seed: false,
+        },
+    )
+    .await
+}
+
+/// Only the seed, into a database whose schema is already at the latest
+/// version (`nexa db seed`); an error naming the version otherwise.
+pub async fn seed_if_empty<D: Database>(db: &D) -> Result<MigrationReport, DbError> {
+    locked(
+        db,
+        Steps {
+            target: None,
+            seed: true,
+        },
+    )
+    .await
+}
+
+/// Runs `steps` in one transaction under the schema lock.
+async fn locked<D: Database>(db: &D, steps: Steps) -> Result<MigrationReport, DbError> {
     let dialect = db.dialect();
     match dialect {
         Dialect::Postgres => {
@@ -163,7 +213,7 @@ pub async fn migrate_to<D: Database>(db: &D, target: i64) -> Result<MigrationRep
             db.execute("BEGIN IMMEDIATE", &[]).await?;
         }
     }
-    let outcome = migrate_locked(db, dialect, target).await;
+    let outcome = run_steps(db, dialect, steps).await;
     match &outcome {
         Ok(_) => db.execute("COMMIT", &[]).await.map(drop)?,
         Err(_) => {
@@ -173,17 +223,17 @@ pub async fn migrate_to<D: Database>(db: &D, target: i64) -> Result<MigrationRep
     outcome
 }
 
-async fn migrate_locked<D: Database>(
+async fn run_steps<D: Database>(
     db: &D,
     dialect: Dialect,
-    target: i64,
+    steps: Steps,
 ) -> Result<MigrationReport, DbError> {
     db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
         &[],
     )
     .await?;
-    let current = db
+    let version_before = db
         .query(
             "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
             &[],
@@ -195,7 +245,8 @@ async fn migrate_locked<D: Database>(
         .unwrap_or(0);
     let mut applied = Vec::new();
     for (version, postgres, sqlite) in MIGRATIONS {
-        if *version <= current || *version > target {
+        let wanted = steps.target.is_some_and(|target| *version <= target);
+        if *version <= version_before || !wanted {
             continue;
         }
         let statements = match dialect {
@@ -216,19 +267,34 @@ async fn migrate_locked<D: Database>(
         db.execute(insert, &[Value::Int(*version)]).await?;
         applied.push(*version);
     }
-
-    let users = db
-        .query("SELECT COUNT(*) FROM users", &[])
-        .await?
-        .first()
-        .and_then(|row| row.first())
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let seeded = users == 0;
-    if seeded {
-        seed(db, dialect).await?;
+    let version_after = applied.last().copied().unwrap_or(version_before);
+    if steps.target.is_none() && version_after < latest_version() {
+        return Err(DbError::Other(format!(
+            "the schema is at version {version_after}, not {}: migrate it before seeding",
+            latest_version()
+        )));
     }
-    Ok(MigrationReport { applied, seeded })
+
+    let mut seeded = false;
+    if steps.seed {
+        let users = db
+            .query("SELECT COUNT(*) FROM users", &[])
+            .await?
+            .first()
+            .and_then(|row| row.first())
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        seeded = users == 0;
+        if seeded {
+            seed(db, dialect).await?;
+        }
+    }
+    Ok(MigrationReport {
+        version_before,
+        version_after,
+        applied,
+        seeded,
+    })
 }
 
 /// The `admin` account (its password unset) and the sample items it owns.
