@@ -60,6 +60,9 @@ enum Command {
         #[command(subcommand)]
         command: ComponentsCommand,
     },
+    /// Load an HTTP endpoint: closed loop or fixed rate, latency
+    /// percentiles, `--compare` two targets.
+    Bench(nexa_host::cli::bench::Args),
     /// Check a component's imports and exports against the Nexa world
     /// (the same as `nexa components check`).
     CheckComponent {
@@ -273,6 +276,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             ComponentsCommand::Check { wasm } => check_component(&wasm),
         },
         Command::CheckComponent { wasm } => check_component(&wasm),
+        Command::Bench(args) => nexa_host::cli::bench::run(args).await,
     }
 }
 

@@ -6,6 +6,7 @@
 //! This module holds what they share: the admin API client (`--admin URL`,
 //! token from `NEXA_ADMIN_TOKEN`) and the table/size/digest formatting.
 
+pub mod bench;
 pub mod components;
 
 use std::time::Duration;

@@ -12,6 +12,7 @@ mod auth;
 mod browser;
 mod build;
 mod capabilities;
+mod cli_bench;
 mod config_errors;
 mod connections;
 mod edge;
