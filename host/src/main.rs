@@ -70,6 +70,9 @@ enum Command {
     /// Make a running host re-read spin.toml and the runtime config: what
     /// changed is applied at once, or nothing and the reason.
     Reload(nexa_host::cli::reload::Args),
+    /// Load an HTTP endpoint: closed loop or fixed rate, latency
+    /// percentiles, `--compare` two targets.
+    Bench(nexa_host::cli::bench::Args),
     /// Check a component's imports and exports against the Nexa world
     /// (the same as `nexa components check`).
     CheckComponent {
@@ -301,6 +304,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Graph(args) => nexa_host::cli::graph::run(args).await,
         Command::Logs(args) => nexa_host::cli::logs::run(args).await,
         Command::Db { command } => nexa_host::cli::db::run(command).await,
+        Command::Bench(args) => nexa_host::cli::bench::run(args).await,
     }
 }
 

@@ -8,6 +8,7 @@
 //! (`-f/--from`, `--runtime-config-file`, `--state-dir`), the
 //! table/size/digest formatting and the stderr spinner.
 
+pub mod bench;
 pub mod check_config;
 pub mod components;
 pub mod db;

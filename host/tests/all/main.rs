@@ -12,6 +12,7 @@ mod auth;
 mod browser;
 mod build;
 mod capabilities;
+mod cli_bench;
 mod cli_check_config;
 mod cli_db;
 mod cli_graph;
