@@ -66,6 +66,15 @@ enum Command {
         /// The component's .wasm file.
         wasm: PathBuf,
     },
+    /// Reach the Postgres, Redis, OTLP endpoint and Prometheus the app is
+    /// configured with: latency, or the cause of the failure.
+    Doctor(nexa_host::cli::doctor::Args),
+    /// Each SLO's compliance, error budget left, burn rates and firing
+    /// alerts, from Prometheus.
+    Slo(nexa_host::cli::slo::Args),
+    /// Recent traces from Jaeger (count, error ratio, p95, slowest
+    /// operations), or one trace's span tree with its critical path.
+    Traces(nexa_host::cli::traces::Args),
 }
 
 #[derive(Subcommand)]
@@ -273,6 +282,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             ComponentsCommand::Check { wasm } => check_component(&wasm),
         },
         Command::CheckComponent { wasm } => check_component(&wasm),
+        Command::Doctor(args) => nexa_host::cli::doctor::run(args).await,
+        Command::Slo(args) => nexa_host::cli::slo::run(args).await,
+        Command::Traces(args) => nexa_host::cli::traces::run(args).await,
     }
 }
 

@@ -3,6 +3,7 @@
 //! and on the Redis at 127.0.0.1:6379.
 
 mod contract;
+mod prometheus_server;
 mod services;
 mod support;
 
@@ -12,6 +13,9 @@ mod auth;
 mod browser;
 mod build;
 mod capabilities;
+mod cli_doctor;
+mod cli_slo;
+mod cli_traces;
 mod config_errors;
 mod connections;
 mod edge;

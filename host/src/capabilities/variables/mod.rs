@@ -5,7 +5,7 @@ mod config;
 mod host;
 mod state;
 
-pub use config::{ProviderConfig, Template, TemplateError, VariablesProviderSection};
+pub use config::{ProviderConfig, Template, TemplateError, VariablesProviderSection, providers};
 pub use host::Variables;
 pub use state::{ComponentVariables, VariableError, VariablesState};
 
