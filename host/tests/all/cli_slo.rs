@@ -145,10 +145,12 @@ async fn compliance_budget_burn_rates_and_alerts_match_the_traffic_sent() {
     let latency = find(&report, "items", "latency");
     assert_eq!(latency["objective"], 0.99);
     assert_eq!(latency["threshold_seconds"], 0.25);
-    // At least the 4 slow requests of 100 missed the threshold; on a busy
-    // machine a few more may.
+    // 4 slow requests of 100 (more on a busy machine). Not exactly 0.96:
+    // the bucket and the count started at 10 but grew by 96 and 100, so
+    // rate()'s extrapolation to the series' start differs a little between
+    // them (a run measured 0.9632).
     let compliance = latency["compliance"].as_f64().unwrap();
-    assert!((0.9..=0.96 + 1e-6).contains(&compliance), "{latency:#}");
+    assert!((0.9..=0.97).contains(&compliance), "{latency:#}");
     assert_eq!(latency["exhausted"], true);
 
     // health and auth had no requests: objectives known, nothing measured.
