@@ -94,6 +94,15 @@ enum Command {
         #[command(subcommand)]
         command: nexa_host::cli::db::Command,
     },
+    /// Reach the Postgres, Redis, OTLP endpoint and Prometheus the app is
+    /// configured with: latency, or the cause of the failure.
+    Doctor(nexa_host::cli::doctor::Args),
+    /// Each SLO's compliance, error budget left, burn rates and firing
+    /// alerts, from Prometheus.
+    Slo(nexa_host::cli::slo::Args),
+    /// Recent traces from Jaeger (count, error ratio, p95, slowest
+    /// operations), or one trace's span tree with its critical path.
+    Traces(nexa_host::cli::traces::Args),
 }
 
 #[derive(Subcommand)]
@@ -305,6 +314,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Logs(args) => nexa_host::cli::logs::run(args).await,
         Command::Db { command } => nexa_host::cli::db::run(command).await,
         Command::Bench(args) => nexa_host::cli::bench::run(args).await,
+        Command::Doctor(args) => nexa_host::cli::doctor::run(args).await,
+        Command::Slo(args) => nexa_host::cli::slo::run(args).await,
+        Command::Traces(args) => nexa_host::cli::traces::run(args).await,
     }
 }
 

@@ -4,20 +4,25 @@
 //! scripts; any failure is an error (exit status 1) with the reason.
 //!
 //! This module holds what they share: the admin API client (`--admin URL`,
-//! token from `NEXA_ADMIN_TOKEN`), the app's files as `nexa up` finds them
-//! (`-f/--from`, `--runtime-config-file`, `--state-dir`), the
-//! table/size/digest formatting and the stderr spinner.
+//! token from `NEXA_ADMIN_TOKEN`), the Prometheus HTTP API client
+//! (`--prometheus URL`), the app's files as `nexa up` finds them
+//! (`-f/--from`, `--runtime-config-file`, `--state-dir`), a spinner for
+//! slow work, and the table/size/digest formatting.
 
 pub mod bench;
 pub mod check_config;
 pub mod components;
 pub mod db;
 pub mod deployment;
+pub mod doctor;
 pub mod graph;
 pub mod logs;
 pub mod reload;
+pub mod slo;
 pub mod status;
+pub mod traces;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -174,6 +179,148 @@ impl AdminClient {
     }
 }
 
+/// Where `nexa slo` and `nexa doctor` find Prometheus unless told.
+pub const PROMETHEUS_URL_ENV: &str = "NEXA_PROMETHEUS_URL";
+
+/// A client of Prometheus's HTTP API (`/api/v1/...`).
+pub struct PrometheusClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// One sample of an instant vector: its labels (the metric name under
+/// `__name__`) and its value (NaN when Prometheus says so).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiAnswer {
+    status: String,
+    #[serde(default)]
+    data: serde_json::Value,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VectorSample {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+impl PrometheusClient {
+    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let base = base.trim_end_matches('/').to_string();
+        anyhow::ensure!(
+            base.starts_with("http://") || base.starts_with("https://"),
+            "--prometheus {base:?}: expected an http:// or https:// URL"
+        );
+        let http = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(Self { base, http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /-/ready`: whether the server is up and serving queries.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .get(format!("{}/-/ready", self.base))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Prometheus at {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            bail!(
+                "Prometheus at {} is not ready: {status}: {}",
+                self.base,
+                body.trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// `GET /api/v1/<path>`: the `data` of a successful answer, or an error
+    /// naming what Prometheus said.
+    pub async fn api(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}/api/v1/{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Prometheus at {}", self.base))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let answer: ApiAnswer = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "Prometheus at {} answered {status} to /api/v1/{path} with something that is not its API's JSON (is this Prometheus?)",
+                self.base
+            )
+        })?;
+        if answer.status != "success" || !status.is_success() {
+            bail!(
+                "Prometheus at {} answered {status} to /api/v1/{path}: {}: {}",
+                self.base,
+                answer.error_type.as_deref().unwrap_or("error"),
+                answer.error.as_deref().unwrap_or("no reason given")
+            );
+        }
+        Ok(answer.data)
+    }
+
+    /// An instant query (`/api/v1/query`) whose result is a vector.
+    pub async fn query(&self, promql: &str) -> anyhow::Result<Vec<Sample>> {
+        let data = self.api("query", &[("query", promql)]).await?;
+        anyhow::ensure!(
+            data["resultType"] == "vector",
+            "Prometheus answered {promql:?} with a {} instead of a vector",
+            data["resultType"]
+        );
+        let samples: Vec<VectorSample> = serde_json::from_value(data["result"].clone())
+            .with_context(|| format!("Prometheus's answer to {promql:?} is not a vector"))?;
+        Ok(samples
+            .into_iter()
+            .map(|sample| Sample {
+                labels: sample.metric,
+                value: parse_prometheus_float(&sample.value.1),
+            })
+            .collect())
+    }
+}
+
+/// Prometheus writes sample values as strings: `"0.25"`, `"NaN"`, `"+Inf"`.
+fn parse_prometheus_float(text: &str) -> f64 {
+    text.parse().unwrap_or(f64::NAN)
+}
+
+/// A duration for people: `850 µs`, `12.3 ms`, `4.56 s`, `43m 12s`.
+pub fn format_duration(duration: Duration) -> String {
+    let micros = duration.as_micros();
+    if micros < 1_000 {
+        format!("{micros} µs")
+    } else if micros < 1_000_000 {
+        format!("{:.1} ms", micros as f64 / 1e3)
+    } else if micros < 60_000_000 {
+        format!("{:.2} s", micros as f64 / 1e6)
+    } else {
+        humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
+    }
+}
+
 /// `sha256:0123456789ab…` → `0123456789ab` (as `docker images` shortens).
 pub fn short_digest(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
@@ -192,22 +339,23 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
-/// Left-aligned columns, two spaces apart.
+/// Left-aligned columns, two spaces apart. Cells may be styled with
+/// `console::style`: widths are measured without the colour codes.
 pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths: [usize; N] = header.map(str::len);
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(console::measure_text_width(cell));
         }
     }
     let mut out = String::new();
     let mut line = |cells: Vec<&str>| {
         let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == N {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            text.push_str(cell);
+            if i + 1 < N {
+                let padding = widths[i] - console::measure_text_width(cell) + 2;
+                text.push_str(&" ".repeat(padding));
             }
         }
         out.push_str(text.trim_end());
@@ -242,6 +390,22 @@ mod tests {
         assert_eq!(format_size(2048), "2.0 KiB");
         assert_eq!(format_size(3 << 20), "3.0 MiB");
         assert_eq!(short_digest("sha256:0123456789abcdef"), "0123456789ab");
+    }
+
+    #[test]
+    fn prometheus_values_include_nan_and_infinities() {
+        assert_eq!(parse_prometheus_float("0.25"), 0.25);
+        assert!(parse_prometheus_float("NaN").is_nan());
+        assert_eq!(parse_prometheus_float("+Inf"), f64::INFINITY);
+        assert_eq!(parse_prometheus_float("-Inf"), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn durations_are_shortened_for_people() {
+        assert_eq!(format_duration(Duration::from_micros(850)), "850 µs");
+        assert_eq!(format_duration(Duration::from_micros(12_345)), "12.3 ms");
+        assert_eq!(format_duration(Duration::from_millis(4_560)), "4.56 s");
+        assert_eq!(format_duration(Duration::from_secs(2592)), "43m 12s");
     }
 
     #[test]

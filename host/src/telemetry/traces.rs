@@ -69,6 +69,60 @@ fn env(name: &str) -> Option<String> {
         .filter(|value| !value.trim().is_empty())
 }
 
+/// Where spans are exported, as the `OTEL_*` environment says (`nexa up`
+/// exports there; `nexa doctor` checks it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpTarget {
+    /// As the environment gives it.
+    pub endpoint: String,
+    pub protocol: Protocol,
+    /// From `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, which is used as it is;
+    /// the base `OTEL_EXPORTER_OTLP_ENDPOINT` gets `/v1/traces` over HTTP.
+    pub traces_specific: bool,
+}
+
+impl OtlpTarget {
+    /// `None` when tracing is off: no endpoint, or `OTEL_SDK_DISABLED=true`.
+    pub fn from_env() -> anyhow::Result<Option<Self>> {
+        if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            return Ok(None);
+        }
+        let (endpoint, traces_specific) = match env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(endpoint) => (endpoint, true),
+            None => match env("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                Some(endpoint) => (endpoint, false),
+                None => return Ok(None),
+            },
+        };
+        let protocol = match env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            .as_deref()
+        {
+            None | Some("http/protobuf") => Protocol::HttpProtobuf,
+            Some("grpc") => Protocol::Grpc,
+            Some(other) => anyhow::bail!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL={other:?} is not supported: use \"grpc\" or \"http/protobuf\""
+            ),
+        };
+        Ok(Some(Self {
+            endpoint,
+            protocol,
+            traces_specific,
+        }))
+    }
+
+    /// Where the exporter sends spans: for HTTP the URL it POSTs to, for
+    /// gRPC the server.
+    pub fn traces_url(&self) -> String {
+        match self.protocol {
+            Protocol::HttpProtobuf if !self.traces_specific => {
+                format!("{}/v1/traces", self.endpoint.trim_end_matches('/'))
+            }
+            _ => self.endpoint.clone(),
+        }
+    }
+}
+
 impl Tracing {
     /// The tracer, when [`Tracing::start_from_env`] turned tracing on.
     #[inline]
@@ -80,23 +134,11 @@ impl Tracing {
     /// `Ok(None)` when no endpoint is set. Call inside the tokio runtime:
     /// exports run on it.
     pub fn start_from_env() -> anyhow::Result<Option<&'static Tracing>> {
-        if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-            return Ok(None);
-        }
-        let Some(endpoint) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        let Some(OtlpTarget {
+            endpoint, protocol, ..
+        }) = OtlpTarget::from_env()?
         else {
             return Ok(None);
-        };
-        let protocol = match env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
-            .as_deref()
-        {
-            None | Some("http/protobuf") => Protocol::HttpProtobuf,
-            Some("grpc") => Protocol::Grpc,
-            Some(other) => anyhow::bail!(
-                "OTEL_EXPORTER_OTLP_PROTOCOL={other:?} is not supported: use \"grpc\" or \"http/protobuf\""
-            ),
         };
         // The exporters read endpoint, headers and timeout from the same
         // variables themselves.

@@ -3,6 +3,7 @@
 //! and on the Redis at 127.0.0.1:6379.
 
 mod contract;
+mod prometheus_server;
 mod services;
 mod support;
 
@@ -15,8 +16,11 @@ mod capabilities;
 mod cli_bench;
 mod cli_check_config;
 mod cli_db;
+mod cli_doctor;
 mod cli_graph;
 mod cli_logs;
+mod cli_slo;
+mod cli_traces;
 mod config_errors;
 mod connections;
 mod edge;

@@ -4,79 +4,11 @@
 //! and items (errors included), every recording rule and every dashboard
 //! query must return data (`observability/check_queries.py`).
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::services::free_port;
+use crate::prometheus_server::Prometheus;
 use crate::support::{ADMIN_PASSWORD, repo_app, repo_root, start_on};
-
-/// A Prometheus process of the test's own; killed when dropped.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    /// Starts Prometheus with the committed config, its target replaced by
-    /// `admin` (the host's admin address) and its rules read from the repository.
-    /// Whether the `prometheus` binary is here (in CI it must be).
-    fn installed() -> bool {
-        let installed = Command::new("prometheus").arg("--version").output().is_ok();
-        assert!(
-            installed || std::env::var("CI").as_deref() != Ok("true"),
-            "prometheus is missing: .ci/run installs it (apt-get install prometheus)"
-        );
-        installed
-    }
-
-    fn start(admin: &str) -> Option<Self> {
-        if !Self::installed() {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let observability = repo_root().join("observability/prometheus");
-        let config = std::fs::read_to_string(observability.join("prometheus.yml"))
-            .unwrap()
-            .replace("127.0.0.1:9464", admin)
-            .replace(
-                "- rules/*.yml",
-                &format!("- {}/rules/*.yml", observability.display()),
-            );
-        assert!(
-            config.contains(admin),
-            "the target was not replaced:\n{config}"
-        );
-        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting prometheus");
-        Some(Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        })
-    }
-}
 
 #[tokio::test]
 async fn every_rule_and_dashboard_query_has_data_from_a_real_host() {

@@ -26,7 +26,7 @@ use crate::support::{AppDir, Host, SECRET_RUNTIME_CONFIG, fixture_manifest, uniq
 
 /// What the receiver got: each span with its resource's `service.name`.
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(String, Span)>>>);
+pub struct Received(Arc<Mutex<Vec<(String, Span)>>>);
 
 impl Received {
     fn add(&self, request: ExportTraceServiceRequest) {
@@ -84,13 +84,13 @@ impl TraceService for GrpcReceiver {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Protocol {
+pub enum Protocol {
     Grpc,
     HttpProtobuf,
 }
 
 /// Starts a receiver on a free port; returns its base URL.
-async fn start_receiver(protocol: Protocol) -> (String, Received) {
+pub async fn start_receiver(protocol: Protocol) -> (String, Received) {
     let received = Received::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address: SocketAddr = listener.local_addr().unwrap();
