@@ -17,17 +17,8 @@ use crate::config::runtime::LoadedRuntimeConfig;
 /// Where the files are: the same flags and defaults as `nexa up`, plus `--compose`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DeploymentArgs {
-    /// The app manifest.
-    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
-    pub manifest: PathBuf,
-    /// Spin runtime config (key-value stores, SQLite databases, variable
-    /// providers). Default: none, as `nexa up` without it.
-    #[arg(long, env = "NEXA_RUNTIME_CONFIG_FILE")]
-    pub runtime_config_file: Option<PathBuf>,
-    /// Host-only settings (limits, CORS, rate limits). Default: nexa.toml
-    /// beside the manifest, if any.
-    #[arg(long, env = "NEXA_HOST_CONFIG_FILE")]
-    pub host_config_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub app: super::AppArgs,
     /// A Docker Compose file of the backing services. Default:
     /// compose/compose.yaml beside the manifest, if any.
     #[arg(long)]
@@ -39,7 +30,7 @@ pub struct Deployment {
     pub manifest: LoadedManifest,
     pub runtime: LoadedRuntimeConfig,
     pub host: HostFile,
-    /// Where embedded stores live (as `nexa up` without `--state-dir`).
+    /// Where embedded stores live (as `nexa up` finds it).
     pub state_dir: PathBuf,
     pub compose: Option<ComposeFile>,
     /// The runtime config's variable providers, in order.
@@ -58,12 +49,12 @@ pub struct HostFile {
 
 impl Deployment {
     pub fn load(args: &DeploymentArgs) -> anyhow::Result<Self> {
-        let manifest = LoadedManifest::load(&args.manifest)?;
-        let runtime = match &args.runtime_config_file {
+        let manifest = LoadedManifest::load(&args.app.manifest)?;
+        let runtime = match &args.app.runtime_config_file {
             Some(path) => LoadedRuntimeConfig::load(path)?,
             None => LoadedRuntimeConfig::default(),
         };
-        let host_path = match &args.host_config_file {
+        let host_path = match &args.app.host_config_file {
             Some(path) => Some(path.clone()),
             None => Some(beside(&manifest, "nexa.toml")).filter(|p| p.exists()),
         };
@@ -90,12 +81,14 @@ impl Deployment {
                 }
             }
         };
-        let state_dir = runtime
-            .config
-            .state_dir
-            .as_deref()
-            .map(|p| runtime.resolve(p))
-            .unwrap_or_else(|| manifest.dir.join(".spin"));
+        let state_dir = args.app.state_dir.clone().unwrap_or_else(|| {
+            runtime
+                .config
+                .state_dir
+                .as_deref()
+                .map(|p| runtime.resolve(p))
+                .unwrap_or_else(|| manifest.dir.join(".spin"))
+        });
         let compose_path = match &args.compose {
             Some(path) => Some(path.clone()),
             None => Some(beside(&manifest, "compose/compose.yaml")).filter(|p| p.exists()),

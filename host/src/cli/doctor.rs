@@ -5,7 +5,6 @@
 //! Every check runs at once, each within `--timeout`, and reports its
 //! latency or the cause of its failure as the real error tells it.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -13,7 +12,7 @@ use console::style;
 use serde::Serialize;
 
 use super::{PROMETHEUS_URL_ENV, PrometheusClient, spinner, table};
-use crate::app::{AppFiles, AppOptions};
+use crate::app::AppFiles;
 use crate::capabilities::allowed_hosts::AllowedHosts;
 use crate::capabilities::key_value::KeyValueStoreSection;
 use crate::capabilities::postgres::address::parse_address;
@@ -23,16 +22,8 @@ use crate::telemetry::traces::{OtlpTarget, Protocol};
 /// `nexa doctor`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The app manifest, as `nexa up -f` takes it.
-    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
-    pub manifest: PathBuf,
-    /// Spin runtime config (key-value stores on Redis, variable providers).
-    #[arg(long, env = "NEXA_RUNTIME_CONFIG_FILE")]
-    pub runtime_config_file: Option<PathBuf>,
-    /// Host-only settings (`[rate_limit] redis_url`). Default: nexa.toml
-    /// beside the manifest, if any.
-    #[arg(long, env = "NEXA_HOST_CONFIG_FILE")]
-    pub host_config_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub app: super::AppArgs,
     /// Prometheus's URL. Without it, the Prometheus check is skipped.
     #[arg(long, env = PROMETHEUS_URL_ENV)]
     pub prometheus: Option<String>,
@@ -88,12 +79,7 @@ struct Planned {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let files = AppFiles::read(&AppOptions {
-        manifest: args.manifest.clone(),
-        runtime_config: args.runtime_config_file.clone(),
-        host_config: args.host_config_file.clone(),
-        state_dir: None,
-    })?;
+    let files = args.app.files()?;
     let plans = plan(&files, OtlpTarget::from_env()?, args.prometheus.as_deref())?;
     let progress = spinner(format!("checking {} backends", plans.len()));
     let reports = futures::future::join_all(

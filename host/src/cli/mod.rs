@@ -38,9 +38,14 @@ pub struct AppArgs {
     /// The app manifest.
     #[arg(short = 'f', long = "from", default_value = "spin.toml")]
     pub manifest: PathBuf,
-    /// Spin runtime config (its `state_dir`, SQLite databases and variable providers count).
+    /// Spin runtime config (its `state_dir`, stores, databases and variable
+    /// providers count). Default: none, as `nexa up` without it.
     #[arg(long, env = "NEXA_RUNTIME_CONFIG_FILE")]
     pub runtime_config_file: Option<PathBuf>,
+    /// Host-only settings (limits, CORS, rate limits). Default: nexa.toml
+    /// beside the manifest, if any.
+    #[arg(long, env = "NEXA_HOST_CONFIG_FILE")]
+    pub host_config_file: Option<PathBuf>,
     /// The state directory `nexa up` was given. Default: the runtime
     /// config's `state_dir`, else .spin beside the manifest.
     #[arg(long)]
@@ -53,7 +58,7 @@ impl AppArgs {
         AppFiles::read(&AppOptions {
             manifest: self.manifest.clone(),
             runtime_config: self.runtime_config_file.clone(),
-            host_config: None,
+            host_config: self.host_config_file.clone(),
             state_dir: self.state_dir.clone(),
         })
     }
