@@ -214,7 +214,12 @@ source = "{fallback}"
         assert!(Instant::now() < deadline, "not swapped:\n{}", host.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(host.log().contains("watch: rebuilt and swapped in"));
+    // The new version serves as soon as it is swapped in; the line saying so
+    // is written just after, so wait for it rather than racing it.
+    while !host.log().contains("watch: rebuilt and swapped in") {
+        assert!(Instant::now() < deadline, "no swap logged:\n{}", host.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The other component was not touched.
     assert_eq!(fallback_of(&admin), fallback_before);
 
