@@ -1,6 +1,7 @@
 //! The admin listener: what operators and Prometheus read, on an address of
 //! its own (`--admin-listen`, default 127.0.0.1:9464), never on the public
-//! port, so it is neither rate limited nor public. `/metrics` needs no token;
+//! port, so it is neither rate limited nor public. `/metrics`, `/livez` and
+//! `/readyz` (see [`crate::health`]) need no token;
 //! the admin API under `/admin/` needs the bearer token
 //! ([`AdminToken`]) and is off when none is configured.
 
@@ -125,6 +126,8 @@ pub fn router(state: Arc<ServerState>, token: Option<AdminToken>) -> Router {
     };
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
         .nest("/admin", api)
         .with_state(state)
 }
@@ -165,6 +168,22 @@ async fn require_token(State(token): State<AdminToken>, request: Request, next: 
             response
         }
     }
+}
+
+/// `GET /livez`: the process serves; never depends on a backend.
+async fn livez() -> Response {
+    json(StatusCode::OK, &serde_json::json!({ "status": "live" }))
+}
+
+/// `GET /readyz`: 200 when this host should get requests, else 503 and why.
+async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    let report = state.readiness.check(&state.app.serving()).await;
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &serde_json::to_value(report).unwrap_or_default())
 }
 
 /// The largest .wasm a swap accepts.

@@ -30,6 +30,7 @@ use wasmtime_wasi_http::handler::{
     WorkerStatus,
 };
 
+use crate::backends::{Backend, backends_of};
 use crate::capabilities::allowed_hosts::AllowedHosts;
 use crate::capabilities::outbound_http::OutboundHttpState;
 use crate::capabilities::postgres::PostgresState;
@@ -40,6 +41,7 @@ use crate::config::manifest::{LoadedManifest, Manifest};
 use crate::config::runtime::LoadedRuntimeConfig;
 use crate::engine::{ArtifactCache, ComponentSource, EPOCH_TICK, build_engine};
 use crate::metrics::InstanceSeries;
+use crate::progress::{Lines, Progress};
 use crate::routes::RouteTable;
 use crate::store::{StoreData, build_linker};
 use crate::swap::ComponentStore;
@@ -97,6 +99,9 @@ pub struct Serving {
     /// reload compares against.
     pub(crate) manifest: Manifest,
     pub(crate) runtime_config_text: Option<String>,
+    /// The Postgres and Redis servers the configuration names, which
+    /// `/readyz` reaches (`Err`: why they could not be read from it).
+    pub backends: Result<Vec<Backend>, String>,
 }
 
 /// The app's components by id: each the version serving now and the ones
@@ -230,6 +235,7 @@ impl App {
                 artifacts: &artifacts,
                 component_store: &component_store,
                 limits,
+                progress: ShowProgress::OnTerminal,
             },
             ResolvedApp::resolve(files)?,
         )?;
@@ -274,6 +280,7 @@ impl App {
             artifacts: &self.artifacts,
             component_store: &self.component_store,
             limits: self.limits,
+            progress: ShowProgress::Never,
         }
     }
 }
@@ -285,6 +292,16 @@ pub(crate) struct Readying<'a> {
     pub artifacts: &'a ArtifactCache,
     pub component_store: &'a ComponentStore,
     pub limits: InstanceLimits,
+    pub progress: ShowProgress,
+}
+
+/// Whether readying components draws a progress bar.
+#[derive(Clone, Copy)]
+pub(crate) enum ShowProgress {
+    /// At start-up, when stderr is a terminal.
+    OnTerminal,
+    /// In a serving host (a reload): the log says what happens.
+    Never,
 }
 
 /// Stages 3 to 5 for every component of `resolved` (versions activated
@@ -293,7 +310,12 @@ pub(crate) struct Readying<'a> {
 pub(crate) fn ready_serving(with: &Readying<'_>, resolved: ResolvedApp) -> anyhow::Result<Serving> {
     let mut plans = resolved.components;
     with.component_store.use_activated(&mut plans);
-    let compiled = compile_components(with.engine, with.artifacts, &plans)?;
+    let progress = match with.progress {
+        ShowProgress::OnTerminal => Progress::new(plans.len() as u64, "Compiling", Lines::Quiet),
+        ShowProgress::Never => Progress::plain(Lines::Quiet),
+    };
+    let compiled = compile_components(with.engine, with.artifacts, &plans, &progress)?;
+    drop(progress);
     let mut components = HashMap::new();
     for (plan, (component, source)) in plans.into_iter().zip(compiled) {
         let loaded = pre_instantiate(
@@ -306,7 +328,9 @@ pub(crate) fn ready_serving(with: &Readying<'_>, resolved: ResolvedApp) -> anyho
         )?;
         components.insert(loaded.id().to_string(), ComponentVersions::new(loaded));
     }
+    let backends = backends_of(&resolved.files).map_err(|e| format!("{e:#}"));
     Ok(Serving {
+        backends,
         routes: resolved.routes,
         components: ComponentRegistry(components),
         postgres: resolved.capabilities.postgres.clone(),
@@ -342,13 +366,13 @@ impl AppFiles {
         };
         let host = match (host, &options.host_config) {
             (Some(host), _) => host,
-            (None, Some(path)) => HostConfig::load(path)?,
+            (None, Some(path)) => HostConfig::load(path)?.with_environment(),
             (None, None) => {
                 let beside = manifest.dir.join("nexa.toml");
                 if beside.exists() {
-                    HostConfig::load(&beside)?
+                    HostConfig::load(&beside)?.with_environment()
                 } else {
-                    HostConfig::default()
+                    HostConfig::default().with_environment()
                 }
             }
         };
@@ -453,17 +477,21 @@ impl ResolvedApp {
 }
 
 /// Stage 3: each component compiled (or loaded from the artifact cache) and
-/// checked against the Nexa world, in `plans` order.
+/// checked against the Nexa world, in `plans` order; a compile takes seconds,
+/// so `progress` counts them.
 pub fn compile_components(
     engine: &Engine,
     artifacts: &ArtifactCache,
     plans: &[ComponentPlan],
+    progress: &Progress,
 ) -> anyhow::Result<Vec<(Component, ComponentSource)>> {
     plans
         .iter()
         .map(|plan| {
+            progress.start(format!("component {}", plan.id));
             let (component, source) = artifacts.load(engine, &plan.id, &plan.wasm)?;
             crate::contract::check(engine, &plan.id, &component)?;
+            progress.inc();
             Ok((component, source))
         })
         .collect()
@@ -794,9 +822,14 @@ mod tests {
         let artifacts = ArtifactCache::new(&engine, resolved.files.state_dir.join("a"));
         let error = format!(
             "{:#}",
-            compile_components(&engine, &artifacts, &resolved.components)
-                .err()
-                .unwrap()
+            compile_components(
+                &engine,
+                &artifacts,
+                &resolved.components,
+                &Progress::plain(Lines::Quiet),
+            )
+            .err()
+            .unwrap()
         );
         assert!(error.contains("web.wasm"), "{error}");
         assert!(error.contains("nexa build"), "{error}");

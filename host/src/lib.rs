@@ -11,12 +11,15 @@ pub mod spin_bindings {
 }
 pub mod admin;
 pub mod app;
+pub mod backends;
 pub mod builder;
 pub mod cli;
 pub mod contract;
 pub mod edge;
 pub mod engine;
+pub mod health;
 pub mod metrics;
+pub mod progress;
 pub mod reload;
 pub mod routes;
 pub mod server;

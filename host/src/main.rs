@@ -103,6 +103,9 @@ enum Command {
     /// Recent traces from Jaeger (count, error ratio, p95, slowest
     /// operations), or one trace's span tree with its critical path.
     Traces(nexa_host::cli::traces::Args),
+    /// GET a URL; exit 0 on a 2xx answer, 1 otherwise (a container
+    /// HEALTHCHECK: `nexa probe http://127.0.0.1:9464/readyz`).
+    Probe(nexa_host::cli::probe::Args),
 }
 
 #[derive(Subcommand)]
@@ -317,6 +320,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Doctor(args) => nexa_host::cli::doctor::run(args).await,
         Command::Slo(args) => nexa_host::cli::slo::run(args).await,
         Command::Traces(args) => nexa_host::cli::traces::run(args).await,
+        Command::Probe(args) => nexa_host::cli::probe::run(args).await,
     }
 }
 

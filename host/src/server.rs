@@ -42,6 +42,7 @@ use crate::edge::browser;
 use crate::edge::client::{Client, ClientResolver, Scheme};
 use crate::edge::listener::{self, ConnectionLimits, ConnectionStats};
 use crate::edge::rate_limit::{Decision, RateLimiter, SubjectVerifier};
+use crate::health::Readiness;
 use crate::metrics::{Metrics, RequestSeries};
 use crate::reload::{ReloadError, ReloadOutcome};
 use crate::routes::{RouteMatch, header_value, is_spin_header};
@@ -64,6 +65,8 @@ pub struct ServerState {
     /// The origin of `public_url`, when set: this site, whatever `Host` says.
     public_origin: Option<String>,
     pub connections: Arc<ConnectionStats>,
+    /// What `/readyz` answers.
+    pub readiness: Readiness,
 }
 
 impl ServerState {
@@ -89,6 +92,7 @@ impl ServerState {
             allowed_origins,
             public_origin: public_url.map(|url| url.origin().ascii_serialization()),
             connections: Arc::new(ConnectionStats::default()),
+            readiness: Readiness::default(),
             app: Arc::new(app),
         });
         let serving = state.app.serving();
@@ -811,7 +815,13 @@ pub async fn serve(
         shutdown_grace: host.shutdown_grace(),
     };
     let stats = state.connections.clone();
-    listener::serve(listener, router(state), limits, stats, shutdown_signal()).await;
+    let draining = state.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Balancers that probe /readyz stop sending requests while we drain.
+        draining.readiness.shutting_down();
+    };
+    listener::serve(listener, router(state), limits, stats, shutdown).await;
     log_capability_calls();
     Ok(())
 }

@@ -15,6 +15,7 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::builder::{build_component, workdir_of};
 use crate::config::manifest::{BuildDecl, LoadedManifest};
+use crate::progress::{Lines, Progress};
 use crate::server::ServerState;
 
 /// Edits arrive as bursts (an editor's save, a `git checkout`): a rebuild
@@ -173,7 +174,13 @@ async fn rebuild_and_swap(
     let (manifest, watched) = (manifest.clone(), watched.clone());
     let built = tokio::task::spawn_blocking(move || {
         let component = &watched[index];
-        build_component(&manifest, &component.id, &component.build, "[watch]")?;
+        build_component(
+            &manifest,
+            &component.id,
+            &component.build,
+            "[watch]",
+            &Progress::plain(Lines::Print),
+        )?;
         std::fs::read(&component.wasm)
             .with_context(|| format!("reading the build's {}", component.wasm.display()))
     })

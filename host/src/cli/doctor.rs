@@ -13,10 +13,7 @@ use serde::Serialize;
 
 use super::{PROMETHEUS_URL_ENV, PrometheusClient, spinner, table};
 use crate::app::AppFiles;
-use crate::capabilities::allowed_hosts::AllowedHosts;
-use crate::capabilities::key_value::KeyValueStoreSection;
-use crate::capabilities::postgres::address::parse_address;
-use crate::capabilities::variables::{Template, VariablesState, providers};
+use crate::backends::{Backend, backends_of, cause};
 use crate::telemetry::traces::{OtlpTarget, Protocol};
 
 /// `nexa doctor`.
@@ -52,12 +49,10 @@ pub struct CheckReport {
 }
 
 /// How to reach one target.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Probe {
-    /// Connect (authenticating) and run `SELECT 1`.
-    Postgres(String),
-    /// Connect and `PING`.
-    Redis(String),
+    /// Postgres or Redis: connect (authenticating), `SELECT 1` or `PING`.
+    Backend(Backend),
     /// POST an empty export request; any 2xx means a collector took it.
     OtlpHttp(String),
     /// Open a TCP connection to the gRPC server.
@@ -110,160 +105,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; the
-/// key=value form's `password=` likewise.
-fn redact(address: &str) -> String {
-    if let Ok(mut url) = url::Url::parse(address)
-        && url.password().is_some()
-    {
-        let _ = url.set_password(Some("***"));
-        return url.to_string();
-    }
-    address
-        .split_whitespace()
-        .map(|pair| match pair.split_once('=') {
-            Some(("password", _)) => "password=***".to_string(),
-            _ => pair.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn is_postgres(value: &str) -> bool {
-    value.starts_with("postgres://")
-        || value.starts_with("postgresql://")
-        || (value.contains("host=") && parse_address(value).is_ok())
-}
-
-fn is_redis(value: &str) -> bool {
-    value.starts_with("redis://") || value.starts_with("rediss://")
-}
-
-/// Adds `used_by` to the check of `target` (one per address), creating it.
-fn add_use(
-    plans: &mut Vec<Planned>,
-    name: &'static str,
-    address: &str,
-    probe: Probe,
-    used_by: String,
-) -> usize {
-    let target = redact(address);
-    match plans
-        .iter()
-        .position(|p| p.name == name && p.target == target)
-    {
-        Some(i) => {
-            plans[i].used_by.push(used_by);
-            i
-        }
-        None => {
-            plans.push(Planned {
-                name,
-                target,
-                used_by: vec![used_by],
-                probe: Ok(probe),
-                problems: Vec::new(),
-            });
-            plans.len() - 1
-        }
-    }
-}
-
 /// What to check, read from the app's files and the environment.
 fn plan(
     files: &AppFiles,
     otlp: Option<OtlpTarget>,
     prometheus: Option<&str>,
 ) -> anyhow::Result<Vec<Planned>> {
-    let manifest = &files.manifest.manifest;
-    let variables = VariablesState::new(manifest.variables.clone(), providers(&files.runtime)?);
-    let mut plans = Vec::new();
-    // Components reach Postgres and Redis through addresses in their
-    // variables (spin.toml's `database_url = "{{ database_url }}"`), within
-    // their allowed_outbound_hosts.
-    for (id, component) in &manifest.component {
-        let allowed =
-            AllowedHosts::parse(&component.allowed_outbound_hosts, &variables).map_err(|e| {
-                anyhow::anyhow!("{}: component {id}: {e}", files.manifest.path.display())
-            })?;
-        for (name, text) in &component.variables {
-            let value = Template::parse(text)
-                .map_err(|e| e.to_string())
-                .and_then(|t| {
-                    t.render(|v| variables.resolve(v))
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: component {id} variable {name}: {e}",
-                        files.manifest.path.display()
-                    )
-                })?;
-            let value = value.trim();
-            let used_by = format!("component {id} ({name})");
-            let (index, scheme, host, port) = if is_postgres(value) {
-                let index = add_use(
-                    &mut plans,
-                    "postgres",
-                    value,
-                    Probe::Postgres(value.to_string()),
-                    used_by,
-                );
-                let Ok(address) = parse_address(value) else {
-                    continue;
-                };
-                (index, "postgres", address.host, Some(address.port))
-            } else if is_redis(value) {
-                let index = add_use(
-                    &mut plans,
-                    "redis",
-                    value,
-                    Probe::Redis(value.to_string()),
-                    used_by,
-                );
-                let Ok(url) = url::Url::parse(value) else {
-                    continue;
-                };
-                (
-                    index,
-                    "redis",
-                    url.host_str().unwrap_or_default().to_string(),
-                    url.port(),
-                )
-            } else {
-                continue;
-            };
-            if !allowed.allows(scheme, &host, port) {
-                plans[index].problems.push(format!(
-                    "allowed_outbound_hosts of component {id} does not permit {scheme}://{host}:{}",
-                    port.map(|p| p.to_string()).unwrap_or_default()
-                ));
-            }
-        }
-    }
-    for (label, store) in &files.runtime.config.key_value_store {
-        if let KeyValueStoreSection::Redis { url } = store {
-            add_use(
-                &mut plans,
-                "redis",
-                url,
-                Probe::Redis(url.clone()),
-                format!("key_value_store.{label}"),
-            );
-        }
-    }
-    let rate_limit = &files.host.rate_limit;
-    if rate_limit.enabled
-        && let Some(url) = &rate_limit.redis_url
-    {
-        add_use(
-            &mut plans,
-            "redis",
-            url,
-            Probe::Redis(url.clone()),
-            "nexa.toml [rate_limit] redis_url".to_string(),
-        );
-    }
+    let mut plans: Vec<Planned> = backends_of(files)?
+        .into_iter()
+        .map(|backend| Planned {
+            name: backend.kind.as_str(),
+            target: backend.target.clone(),
+            used_by: backend.used_by.clone(),
+            problems: backend.problems.clone(),
+            probe: Ok(Probe::Backend(backend)),
+        })
+        .collect();
     for (name, what) in [
         (
             "postgres",
@@ -377,34 +234,7 @@ async fn execute(planned: Planned, timeout: Duration) -> CheckReport {
 /// Reaches the target once; `Err` is the cause, for people.
 async fn reach(probe: &Probe, timeout: Duration) -> Result<(), String> {
     match probe {
-        Probe::Postgres(address) => {
-            use sqlx::{Connection, Executor};
-            let address = parse_address(address).map_err(|e| format!("bad address: {e}"))?;
-            let mut connection = sqlx::postgres::PgConnection::connect_with(&address.options)
-                .await
-                .map_err(|e| cause(&e))?;
-            connection
-                .execute("SELECT 1")
-                .await
-                .map_err(|e| cause(&e))?;
-            let _ = connection.close().await;
-            Ok(())
-        }
-        Probe::Redis(url) => {
-            let client = redis::Client::open(url.as_str()).map_err(|e| cause(&e))?;
-            let mut connection = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(|e| cause(&e))?;
-            let pong: String = redis::cmd("PING")
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| cause(&e))?;
-            if pong != "PONG" {
-                return Err(format!("PING answered {pong:?}"));
-            }
-            Ok(())
-        }
+        Probe::Backend(backend) => backend.reach().await,
         Probe::OtlpHttp(url) => {
             let http = reqwest::Client::builder()
                 .timeout(timeout)
@@ -448,54 +278,6 @@ async fn reach(probe: &Probe, timeout: Duration) -> Result<(), String> {
     }
 }
 
-/// The cause of a failed connection, in words: `connection refused`,
-/// `DNS: ...`, `authentication failed: ...`, `timed out`, or the error
-/// itself, found by walking the error's sources to the one that knows.
-fn cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut chain = vec![error.to_string()];
-    let mut source = error.source();
-    let mut io_kind = None;
-    let mut current: &(dyn std::error::Error + 'static) = error;
-    loop {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            io_kind = Some(io.kind());
-        }
-        match source {
-            Some(next) => {
-                chain.push(next.to_string());
-                current = next;
-                source = next.source();
-            }
-            None => break,
-        }
-    }
-    let text = chain.join(": ");
-    let lower = text.to_ascii_lowercase();
-    let deepest = chain.last().cloned().unwrap_or_default();
-    if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
-        || lower.contains("connection refused")
-    {
-        "connection refused".to_string()
-    } else if lower.contains("lookup address")
-        || lower.contains("dns error")
-        || lower.contains("name or service not known")
-        || lower.contains("no address associated")
-    {
-        format!("DNS: cannot resolve the host ({deepest})")
-    } else if lower.contains("authentication failed")
-        || lower.contains("noauth")
-        || lower.contains("wrongpass")
-        || lower.contains("invalid password")
-        || lower.contains("invalid username-password")
-    {
-        format!("authentication failed: {deepest}")
-    } else if io_kind == Some(std::io::ErrorKind::TimedOut) || lower.contains("timed out") {
-        "timed out".to_string()
-    } else {
-        text
-    }
-}
-
 fn render(reports: &[CheckReport]) -> String {
     let rows: Vec<[String; 5]> = reports
         .iter()
@@ -527,34 +309,6 @@ fn render(reports: &[CheckReport]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn passwords_never_reach_the_output() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db:5432/app?sslmode=disable"),
-            "postgres://app:***@db:5432/app?sslmode=disable"
-        );
-        assert_eq!(
-            redact("host=db user=app password=s3cret dbname=app"),
-            "host=db user=app password=*** dbname=app"
-        );
-        assert_eq!(redact("redis://:pw@cache:6379"), "redis://:***@cache:6379");
-        assert_eq!(redact("redis://cache:6379"), "redis://cache:6379");
-    }
-
-    #[test]
-    fn causes_are_read_from_the_error_chain() {
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(cause(&refused), "connection refused");
-        let dns = std::io::Error::other(
-            "failed to lookup address information: Name or service not known",
-        );
-        assert!(cause(&dns).starts_with("DNS: "), "{}", cause(&dns));
-        let timeout = std::io::Error::from(std::io::ErrorKind::TimedOut);
-        assert_eq!(cause(&timeout), "timed out");
-        let other = std::io::Error::other("something else");
-        assert_eq!(cause(&other), "something else");
-    }
-
     #[tokio::test]
     async fn a_closed_port_is_refused_within_the_timeout() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -567,7 +321,10 @@ mod tests {
                 name: "redis",
                 target: format!("redis://127.0.0.1:{port}"),
                 used_by: vec!["test".to_string()],
-                probe: Ok(Probe::Redis(format!("redis://127.0.0.1:{port}"))),
+                probe: Ok(Probe::Backend(Backend::at(
+                    crate::backends::BackendKind::Redis,
+                    &format!("redis://127.0.0.1:{port}"),
+                ))),
                 problems: Vec::new(),
             },
             Duration::from_secs(3),

@@ -17,6 +17,7 @@ pub mod deployment;
 pub mod doctor;
 pub mod graph;
 pub mod logs;
+pub mod probe;
 pub mod reload;
 pub mod slo;
 pub mod status;

@@ -122,7 +122,21 @@ impl Default for HostConfig {
     }
 }
 
+/// Sets `[rate_limit] redis_url`, over nexa.toml: the URL holds Redis's
+/// password, which containers take from a secret, not from a config file.
+pub const RATE_LIMIT_REDIS_URL_ENV: &str = "NEXA_RATE_LIMIT_REDIS_URL";
+
 impl HostConfig {
+    /// What the environment overrides ([`RATE_LIMIT_REDIS_URL_ENV`]).
+    pub fn with_environment(mut self) -> Self {
+        if let Ok(url) = std::env::var(RATE_LIMIT_REDIS_URL_ENV)
+            && !url.trim().is_empty()
+        {
+            self.rate_limit.redis_url = Some(url.trim().to_string());
+        }
+        self
+    }
+
     /// Counts and sizes that must be positive are `NonZero*`, so a zero is
     /// refused while parsing, with the file, line and key in the message.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {

@@ -242,16 +242,13 @@ fn write_out_forever(sink: &'static Sink) {
                 buffers.flush_requested,
             )
         };
-        if !stderr.is_empty() || dropped > 0 {
-            let mut out = io::stderr().lock();
-            if dropped > 0 {
-                let _ = writeln!(
-                    out,
-                    "(log: {dropped} lines dropped: the writer fell behind)"
-                );
-            }
-            let _ = out.write_all(&stderr);
-            let _ = out.flush();
+        if dropped > 0 {
+            crate::progress::write_stderr(
+                format!("(log: {dropped} lines dropped: the writer fell behind)\n").as_bytes(),
+            );
+        }
+        if !stderr.is_empty() {
+            crate::progress::write_stderr(&stderr);
         }
         if !file.is_empty()
             && let Some(rotating) = lock(&sink.file).as_mut()

@@ -56,6 +56,69 @@ source = "unbuilt.wasm"
         stderr.contains("Finished building 2 component(s)"),
         "{stderr}"
     );
+    // Without a terminal: plain lines, the commands' output among them.
+    assert!(!stderr.contains("Building ["), "{stderr}");
+}
+
+#[test]
+fn on_a_terminal_the_build_draws_a_bar_and_keeps_the_commands_output() {
+    let app = AppDir::new(
+        "spin_manifest_version = 2\n[application]\nname = \"t\"\n[component.slow]\nsource = \"s.wasm\"\n[component.slow.build]\ncommand = [\"echo compiling-slowly\", \"sleep 1.5\"]\n",
+    );
+    // `script` runs the build on a pseudo-terminal, as a developer's shell does.
+    let command = format!(
+        "{} build -f {}",
+        env!("CARGO_BIN_EXE_nexa"),
+        app.path("spin.toml").display()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    // The bar: its title, the step count and the step's message.
+    assert!(screen.contains("Building ["), "{screen}");
+    assert!(
+        screen.contains("0/1 [1/1] Building component slow"),
+        "{screen}"
+    );
+    // The command's own output and each step's result stay on screen.
+    assert!(screen.contains("compiling-slowly"), "{screen}");
+    assert!(screen.contains("[1/1] Built slow in"), "{screen}");
+    assert!(
+        screen.contains("Finished building 1 component(s)"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn on_a_terminal_start_up_compiles_draw_a_bar() {
+    let app = AppDir::new(&format!(
+        "spin_manifest_version = 2\n[application]\nname = \"t\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"fallback\"\n[component.fallback]\nsource = \"{}\"\n",
+        crate::support::component("fallback").display()
+    ));
+    // The port is taken: the host compiles (a fresh state dir, so a real
+    // compile), then fails to bind and exits, which ends the test.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let command = format!(
+        "{} up -f {} --state-dir {} --listen {} --admin-listen off",
+        env!("CARGO_BIN_EXE_nexa"),
+        app.path("spin.toml").display(),
+        app.path("fresh-state").display(),
+        taken.local_addr().unwrap()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{screen}");
+    assert!(screen.contains("Compiling ["), "{screen}");
+    assert!(screen.contains("0/1 component fallback"), "{screen}");
+    assert!(screen.contains("binding 127.0.0.1:"), "{screen}");
 }
 
 #[test]
