@@ -175,7 +175,20 @@ fn main() -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     let result = runtime.block_on(run(cli.command));
     nexa_host::telemetry::logs::flush();
-    result
+    if let Err(error) = &result {
+        // The reason and its causes, for people: never a backtrace, whatever
+        // RUST_BACKTRACE says.
+        eprintln!("Error: {error}");
+        let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
+        if !causes.is_empty() {
+            eprintln!("\nCaused by:");
+            for cause in causes {
+                eprintln!("    {cause}");
+            }
+        }
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

@@ -14,6 +14,20 @@ fn nexa_build(app: &AppDir) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs `command` on a pseudo-terminal (`script`), as a developer's shell
+/// does; whether it succeeded, and all it drew.
+fn on_a_terminal(command: &str) -> (bool, String) {
+    let output = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn build_runs_each_command_in_its_workdir_with_progress() {
     let app = AppDir::new(
@@ -65,19 +79,13 @@ fn on_a_terminal_the_build_draws_a_bar_and_keeps_the_commands_output() {
     let app = AppDir::new(
         "spin_manifest_version = 2\n[application]\nname = \"t\"\n[component.slow]\nsource = \"s.wasm\"\n[component.slow.build]\ncommand = [\"echo compiling-slowly\", \"sleep 1.5\"]\n",
     );
-    // `script` runs the build on a pseudo-terminal, as a developer's shell does.
     let command = format!(
         "{} build -f {}",
         env!("CARGO_BIN_EXE_nexa"),
         app.path("spin.toml").display()
     );
-    let output = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm")
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{screen}");
+    let (succeeded, screen) = on_a_terminal(&command);
+    assert!(succeeded, "{screen}");
     // The bar: its title, the step count and the step's message.
     assert!(screen.contains("Building ["), "{screen}");
     assert!(
@@ -109,13 +117,8 @@ fn on_a_terminal_start_up_compiles_draw_a_bar() {
         app.path("fresh-state").display(),
         taken.local_addr().unwrap()
     );
-    let output = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm")
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "{screen}");
+    let (succeeded, screen) = on_a_terminal(&command);
+    assert!(!succeeded, "{screen}");
     assert!(screen.contains("Compiling ["), "{screen}");
     assert!(screen.contains("0/1 component fallback"), "{screen}");
     assert!(screen.contains("binding 127.0.0.1:"), "{screen}");

@@ -569,3 +569,27 @@ fn unreadable_files_fail_with_the_reason_and_usage_errors_with_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("max_concurrent_requests"), "{stderr}");
 }
+
+#[test]
+fn the_repository_compose_file_has_no_findings() {
+    let compose = repo_root()
+        .join("compose/compose.yaml")
+        .display()
+        .to_string();
+    let (_, stdout, stderr) = repo_check(&["--compose", &compose, "--json"]);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stderr}"));
+    assert!(
+        report["files"]["compose"]
+            .as_str()
+            .unwrap()
+            .ends_with("compose/compose.yaml"),
+        "{report:#}"
+    );
+    let about_compose: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["where"].as_str().unwrap().contains("compose"))
+        .collect();
+    assert!(about_compose.is_empty(), "{about_compose:#?}");
+}
