@@ -24,6 +24,7 @@ mod cli_traces;
 mod config_errors;
 mod connections;
 mod edge;
+mod fuzz;
 mod isolation;
 mod items;
 mod metrics;
