@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::services::{PrivatePostgres, PrivateRedis, free_port};
-use crate::support::{app_with, fixture_app, fixture_manifest, start_with_rc};
+use crate::support::{app_with, fixture_app, fixture_manifest, start_with_rc, status_and_json};
 
 async fn probe(url: &str) -> Output {
     let url = url.to_string();
@@ -23,9 +23,7 @@ async fn probe(url: &str) -> Output {
 }
 
 async fn get(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    status_and_json(reqwest::Client::new().get(url)).await
 }
 
 /// Polls `/readyz` until it answers `status` (answers are reused for a second).

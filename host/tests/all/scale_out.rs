@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::services::{PrivateRedis, TestDatabase, free_port};
-use crate::support::{ADMIN_PASSWORD, AppDir, Host, rc_args, repo_app};
+use crate::support::{ADMIN_PASSWORD, AppDir, Host, get_json, rc_args, repo_app};
 
 /// Registrations per minute, shared by all replicas through Redis.
 const REGISTER_QUOTA: usize = 6;
@@ -232,14 +232,8 @@ async fn three_replicas_behind_haproxy_share_limits_cache_and_sessions_and_survi
         ] {
             // Twice: the second read is the cache's, which must be fresh too.
             for _ in 0..2 {
-                let item: Value = client
-                    .get(reader.url("/items/2"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let (status, item) = get_json(reader, "/items/2").await;
+                assert_eq!(status, 200, "round {round}: {item}");
                 assert_eq!(item["price"].as_f64(), Some(price), "round {round}");
             }
         }

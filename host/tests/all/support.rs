@@ -520,7 +520,12 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> u64 {
 
 /// GETs and returns the status and the JSON answer.
 pub async fn get_json(host: &Host, path: &str) -> (u16, serde_json::Value) {
-    let response = host.client().get(host.url(path)).send().await.unwrap();
+    status_and_json(host.client().get(host.url(path))).await
+}
+
+/// Sends `request`; the status and the JSON answer.
+pub async fn status_and_json(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
