@@ -5,12 +5,13 @@
 set -eu
 crate="$1"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --quiet --manifest-path "$root/Cargo.toml" --target wasm32-wasip2 --release -p "$crate"
+# The wasm-release profile (Cargo.toml): LTO and one codegen unit.
+cargo build --quiet --manifest-path "$root/Cargo.toml" --target wasm32-wasip2 --profile wasm-release -p "$crate"
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 artifact="$(printf '%s' "$crate" | tr - _).wasm"
 # Copy, then rename into place: a host reading the .wasm meanwhile (another
 # build or test running in parallel) sees the old file or the new, never half.
 dest="$root/components/$crate/$crate.wasm"
-cp "$target_dir/wasm32-wasip2/release/$artifact" "$dest.$$.tmp"
+cp "$target_dir/wasm32-wasip2/wasm-release/$artifact" "$dest.$$.tmp"
 mv -f "$dest.$$.tmp" "$dest"

@@ -110,6 +110,8 @@ pub fn item(body: &Body, completeness: Completeness) -> Result<ItemFields, ApiEr
                     "String should have at least 1 character",
                     Some(Value::String(name.clone())),
                 ));
+            } else if name.contains('\0') {
+                errors.push(nul_in("name", name));
             } else if name.chars().count() > NAME_MAX {
                 errors.push(FieldError::new(
                     "string_too_long",
@@ -139,6 +141,9 @@ pub fn item(body: &Body, completeness: Completeness) -> Result<ItemFields, ApiEr
                 format!("String should have at most {DESCRIPTION_MAX} characters"),
                 None,
             )),
+        Some(Field::Other(Value::String(text))) if text.contains('\0') => {
+            errors.push(nul_in("description", text))
+        }
         Some(Field::Other(Value::String(text))) => fields.description = Some(Some(text.clone())),
         Some(other) => errors.push(FieldError::new(
             "string_type",
@@ -366,6 +371,17 @@ pub fn page(query: &str) -> Result<Page, ApiError> {
 }
 
 /// `12`, `012.5`, `12.50`: digits, then at most two decimals after a point.
+/// A text field holding U+0000: PostgreSQL's `text` cannot store it, so
+/// it is refused on every backend alike (openapi.json's patterns say so).
+fn nul_in(field: &str, text: &str) -> FieldError {
+    FieldError::new(
+        "string_pattern_mismatch",
+        &["body", field],
+        "String should not contain NUL characters",
+        Some(Value::String(text.to_string())),
+    )
+}
+
 fn plain_decimal(text: &str) -> bool {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, "00"));
     !whole.is_empty()
@@ -517,6 +533,25 @@ mod tests {
             locs(parse(r#"{"name": " \t ", "price": 1}"#, Completeness::Full).unwrap_err()),
             vec![("name".into(), "string_too_short".into())]
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_text_fields() {
+        assert_eq!(
+            locs(
+                parse(
+                    r#"{"name": "a\u0000b", "description": "c\u0000", "price": 1}"#,
+                    Completeness::Full
+                )
+                .unwrap_err()
+            ),
+            vec![
+                ("name".into(), "string_pattern_mismatch".into()),
+                ("description".into(), "string_pattern_mismatch".into())
+            ]
+        );
+        let fine = parse(r#"{"name": "a\u0001b", "price": 1}"#, Completeness::Full).unwrap();
+        assert_eq!(fine.name.as_deref(), Some("a\u{1}b"));
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod probes;
 mod rate_limit;
 mod readme;
 mod redis;
+mod reliability;
 mod sandbox;
 mod scale_out;
 mod swap;

@@ -25,12 +25,7 @@ impl Drop for Prometheus {
 impl Prometheus {
     /// Whether the `prometheus` binary is here (in CI it must be).
     pub fn installed() -> bool {
-        let installed = Command::new("prometheus").arg("--version").output().is_ok();
-        assert!(
-            installed || std::env::var("CI").as_deref() != Ok("true"),
-            "prometheus is missing: .ci/run installs it (apt-get install prometheus)"
-        );
-        installed
+        crate::support::installed("prometheus", "--version", "apt-get install prometheus")
     }
 
     /// Starts Prometheus with the committed config, its target replaced by

@@ -511,12 +511,7 @@ async fn the_redis_example_puts_the_key_value_store_on_redis() {
 
 #[test]
 fn the_benches_run() {
-    if Command::new("wrk").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "wrk is missing: .ci/run installs it (apt-get install wrk)"
-        );
-        println!("skipped: wrk is not installed (apt-get install wrk)");
+    if !crate::support::installed("wrk", "--version", "apt-get install wrk") {
         return;
     }
     component("fixture");

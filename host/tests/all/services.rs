@@ -208,9 +208,17 @@ impl PrivatePostgres {
         assert!(status.success(), "pg_ctl start failed");
     }
 
+    /// Stops the server as a crash would: connections just end.
     pub fn stop(&self) {
+        self.stop_with("immediate");
+    }
+
+    /// Stops the server in `mode` (`pg_ctl stop -m`): `fast` tells each
+    /// session "terminating connection due to administrator command" first,
+    /// as an operator's stop does.
+    pub fn stop_with(&self, mode: &str) {
         let status = as_postgres("pg_ctl")
-            .args(["-w", "-s", "-m", "immediate", "-D"])
+            .args(["-w", "-s", "-m", mode, "-D"])
             .arg(&self.dir)
             .arg("stop")
             .status()

@@ -71,7 +71,8 @@ pub fn fixture_version(version: &str) -> PathBuf {
         .args([
             "build",
             "--quiet",
-            "--release",
+            "--profile",
+            "wasm-release",
             "--target",
             "wasm32-wasip2",
             "-p",
@@ -97,7 +98,11 @@ pub fn fixture_version(version: &str) -> PathBuf {
     let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout).unwrap();
     let target = PathBuf::from(metadata["target_directory"].as_str().unwrap());
     let path = target.join(format!("nexa-test-fixture-{version}.wasm"));
-    std::fs::copy(target.join("wasm32-wasip2/release/fixture.wasm"), &path).unwrap();
+    std::fs::copy(
+        target.join("wasm32-wasip2/wasm-release/fixture.wasm"),
+        &path,
+    )
+    .unwrap();
     builds.push((version.to_string(), path.clone()));
     path
 }
@@ -539,4 +544,19 @@ pub fn fixture_host(nexa_toml: &str) -> (AppDir, Host) {
         ),
         nexa_toml,
     )
+}
+
+/// Whether `program` runs here (`program <version_arg>`). In CI it must:
+/// `.ci/run` installs it as `hint` says, so a missing one fails the test
+/// there instead of skipping it.
+pub fn installed(program: &str, version_arg: &str, hint: &str) -> bool {
+    let installed = Command::new(program).arg(version_arg).output().is_ok();
+    assert!(
+        installed || std::env::var("CI").as_deref() != Ok("true"),
+        "{program} is missing: .ci/run installs it ({hint})"
+    );
+    if !installed {
+        println!("skipped: {program} is not installed ({hint})");
+    }
+    installed
 }

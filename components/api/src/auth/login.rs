@@ -58,7 +58,9 @@ pub async fn check<D: Database, P: PasswordCheck>(
     // No one registers a longer username, so it matches no one: refused
     // before it is stored anywhere (a throttle key would hold it), and at
     // once (how long a username may be is no secret).
-    if username.len() > *USERNAME_BYTES.end() {
+    // Nor one with a NUL, which no stored username has (and which
+    // PostgreSQL's text cannot hold).
+    if username.len() > *USERNAME_BYTES.end() || username.contains('\0') {
         return Err(ApiError::Unauthorized("Incorrect username or password"));
     }
     let keys = ThrottleKeys::new(username, client_addr);

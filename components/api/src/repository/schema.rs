@@ -158,7 +158,42 @@ struct Steps {
 /// Brings the schema up to date and seeds an empty database, once, whatever
 /// else runs concurrently. What components do on first use.
 pub async fn migrate<D: Database>(db: &D) -> Result<MigrationReport, DbError> {
+    if let Some(current) = already_current(db).await {
+        return Ok(current);
+    }
     migrate_to(db, latest_version()).await
+}
+
+/// The report of a run that would do nothing, when a plain read shows the
+/// schema at the latest version and the database seeded. Every new instance
+/// asks: the lock (`BEGIN IMMEDIATE` on SQLite, a transaction and an
+/// advisory lock on Postgres) is only for when there is work, so instances
+/// starting under load neither queue on it nor stall readers. Any doubt
+/// (no table yet, an error) is settled under the lock.
+async fn already_current<D: Database>(db: &D) -> Option<MigrationReport> {
+    let first_int = |rows: Vec<Vec<Value>>| rows.first()?.first()?.as_i64();
+    let version = first_int(
+        db.query(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .ok()?,
+    )?;
+    let seeded = first_int(
+        db.query(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one",
+            &[],
+        )
+        .await
+        .ok()?,
+    )?;
+    (version == latest_version() && seeded == 1).then(|| MigrationReport {
+        version_before: version,
+        version_after: version,
+        applied: Vec::new(),
+        seeded: false,
+    })
 }
 
 /// [`migrate`], but no further than `target` (for testing a later

@@ -3,6 +3,9 @@
 //! every answer read to its end so the connection can carry the next one.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderName, HeaderValue};
@@ -13,7 +16,15 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-/// What to send, and where: the same request every time.
+/// What `--ids` fills in a URL.
+pub const ID_PLACEHOLDER: &str = "{id}";
+
+/// The most ids one target cycles through (each is a parsed path kept in
+/// memory for the run).
+pub const MAX_IDS: u64 = 1_000_000;
+
+/// What to send, and where: the same request every time, or the same with
+/// the next of several paths (`--ids`).
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The URL as given, for reports.
@@ -21,8 +32,10 @@ pub struct Target {
     pub method: Method,
     /// The addresses the URL's host resolved to, tried in order.
     addresses: Vec<SocketAddr>,
-    /// The request line's target (`/path?query`).
-    path: Uri,
+    /// The request line's targets (`/path?query`), used in turn by all
+    /// connections together (one, unless ids are cycled).
+    paths: Arc<[Uri]>,
+    next_path: Arc<AtomicUsize>,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
 }
@@ -44,6 +57,10 @@ pub enum TargetError {
     },
     #[error("{0:?}: an invalid Host header")]
     Host(String),
+    #[error("{0:?} has no {{id}} for --ids to fill in")]
+    NoIdPlaceholder(String),
+    #[error("--ids {start}..{end}: at most {MAX_IDS} ids")]
+    TooManyIds { start: u64, end: u64 },
 }
 
 impl Target {
@@ -92,16 +109,60 @@ impl Target {
             url: url.to_string(),
             method,
             addresses,
-            path,
+            paths: Arc::new([path]),
+            next_path: Arc::default(),
             headers,
             body,
         })
     }
 
+    /// A target whose requests name each id of `ids` in turn in place of
+    /// `{id}` in `url` (e.g. `http://h/items/{id}` over `1..=5000`, to read
+    /// more distinct resources than a cache holds), round robin over all
+    /// connections together.
+    pub async fn with_ids(
+        url: &str,
+        ids: RangeInclusive<u64>,
+        method: Method,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+    ) -> Result<Self, TargetError> {
+        if !url.contains(ID_PLACEHOLDER) {
+            return Err(TargetError::NoIdPlaceholder(url.to_string()));
+        }
+        let (start, end) = (*ids.start(), *ids.end());
+        if end.saturating_sub(start) >= MAX_IDS {
+            return Err(TargetError::TooManyIds { start, end });
+        }
+        let with_id = |id: u64| url.replace(ID_PLACEHOLDER, &id.to_string());
+        let mut target = Self::new(&with_id(start), method, headers, body).await?;
+        let paths = ids
+            .map(|id| {
+                let url = with_id(id);
+                let uri: Uri = url.parse().map_err(|e| TargetError::Url(url.clone(), e))?;
+                uri.path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .parse()
+                    .map_err(|e| TargetError::Url(url, e))
+            })
+            .collect::<Result<Vec<Uri>, _>>()?;
+        target.paths = paths.into();
+        target.url = url.to_string();
+        Ok(target)
+    }
+
+    /// The next request's target (`/path?query`).
+    pub(super) fn request_uri(&self) -> Uri {
+        match &*self.paths {
+            [one] => one.clone(),
+            many => many[self.next_path.fetch_add(1, Ordering::Relaxed) % many.len()].clone(),
+        }
+    }
+
     fn request(&self) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.path.clone();
+        *request.uri_mut() = self.request_uri();
         let headers = request.headers_mut();
         for (name, value) in &self.headers {
             headers.append(name.clone(), value.clone());

@@ -12,6 +12,7 @@ mod load;
 mod report;
 mod schedule;
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -67,6 +68,11 @@ pub struct Args {
     /// A file whose bytes are the request body.
     #[arg(long)]
     pub body_file: Option<PathBuf>,
+    /// Fill `{id}` in the URL (and in --compare's) with each id of this
+    /// inclusive range in turn, `START..END` (e.g. `1..5000`), so requests
+    /// name many resources instead of one (to read past a cache).
+    #[arg(long, value_parser = parse_ids)]
+    pub ids: Option<RangeInclusive<u64>>,
     /// A second target (B) to compare with URL (A): the two are run
     /// alternately, --rounds rounds each, and the report gives each one's
     /// medians and the ratios B/A.
@@ -113,7 +119,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let target = |url: String| {
         let (method, headers, body) = (method.clone(), args.headers.clone(), body.clone());
-        async move { Target::new(&url, method, headers, body).await }
+        let ids = args.ids.clone();
+        async move {
+            match ids {
+                Some(ids) => Target::with_ids(&url, ids, method, headers, body).await,
+                None => Target::new(&url, method, headers, body).await,
+            }
+        }
     };
     let a = plan_for(target(args.url.clone()).await?);
     let Some(compare) = args.compare.clone() else {
@@ -388,6 +400,18 @@ fn parse_method(text: &str) -> Result<http::Method, String> {
 }
 
 /// `Name: value` → a header (the value's surrounding spaces dropped).
+/// `START..END`, both inclusive, START <= END.
+fn parse_ids(text: &str) -> Result<RangeInclusive<u64>, String> {
+    let usage = || format!("{text:?}: expected START..END, e.g. 1..5000");
+    let (start, end) = text.split_once("..").ok_or_else(usage)?;
+    let number = |n: &str| n.trim().parse::<u64>().map_err(|_| usage());
+    let (start, end) = (number(start)?, number(end.trim_start_matches('='))?);
+    if start > end {
+        return Err(format!("{text:?}: START is past END"));
+    }
+    Ok(start..=end)
+}
+
 fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
     let (name, value) = text
         .split_once(':')
@@ -402,6 +426,48 @@ fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_an_inclusive_range() {
+        assert_eq!(parse_ids("1..5000").unwrap(), 1..=5000);
+        assert_eq!(parse_ids("7..=7").unwrap(), 7..=7);
+        assert!(parse_ids("5..1").unwrap_err().contains("past END"));
+        assert!(parse_ids("1-5").is_err());
+        assert!(parse_ids("a..b").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_target_with_ids_names_each_in_turn() {
+        let target = Target::with_ids(
+            "http://127.0.0.1:9/items/{id}?x=1",
+            3..=5,
+            http::Method::GET,
+            Vec::new(),
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
+        let paths: Vec<String> = (0..4).map(|_| target.request_uri().to_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/items/3?x=1",
+                "/items/4?x=1",
+                "/items/5?x=1",
+                "/items/3?x=1"
+            ]
+        );
+        assert_eq!(target.url, "http://127.0.0.1:9/items/{id}?x=1");
+        let missing = Target::with_ids(
+            "http://127.0.0.1:9/items/1",
+            1..=2,
+            http::Method::GET,
+            Vec::new(),
+            Bytes::new(),
+        )
+        .await;
+        assert!(matches!(missing, Err(TargetError::NoIdPlaceholder(_))));
+    }
 
     #[test]
     fn headers_are_name_colon_value() {
