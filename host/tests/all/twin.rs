@@ -212,11 +212,14 @@ fn error_report(stderr: &str) -> String {
 #[test]
 fn start_up_errors_read_as_nexa_ups() {
     let app = repo_app("");
-    // No runtime config: jwt_secret and admin_password have no value.
+    // No runtime config: admin_password and jwt_secret have no value.
     let twin = twin_failure(&app, &[], &[]);
     let host = app.start_failure(&[]);
     assert_eq!(error_report(&twin), error_report(&host));
-    assert!(twin.contains("jwt_secret"), "{twin}");
+    assert!(
+        twin.contains("variable `admin_password` is required"),
+        "{twin}"
+    );
 
     let rc = rc_args(&app);
     let rc = rc.each_ref().map(String::as_str);
