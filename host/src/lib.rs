@@ -26,4 +26,5 @@ pub mod server;
 pub mod store;
 pub mod swap;
 pub mod telemetry;
+pub mod twin;
 pub mod watch;

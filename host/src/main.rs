@@ -150,45 +150,7 @@ enum ComponentsCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    // Before any thread exists (so removing is sound): sqlx would read these
-    // into every guest's Postgres connection options.
-    let scrubbed: Vec<&str> = nexa_host::capabilities::postgres::address::SQLX_ENVIRONMENT
-        .iter()
-        .copied()
-        .filter(|name| std::env::var_os(name).is_some())
-        .collect();
-    for name in &scrubbed {
-        // SAFETY: single-threaded here; nothing reads the environment concurrently.
-        unsafe { std::env::remove_var(name) };
-    }
-    nexa_host::telemetry::logs::init(nexa_host::telemetry::logs::Format::from_env());
-    if !scrubbed.is_empty() {
-        tracing::warn!(
-            ignored = %scrubbed.join(", "),
-            "the host's PG* environment is ignored: components' Postgres connections use only their own address"
-        );
-    }
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    let result = runtime.block_on(run(cli.command));
-    nexa_host::telemetry::logs::flush();
-    if let Err(error) = &result {
-        // The reason and its causes, for people: never a backtrace, whatever
-        // RUST_BACKTRACE says.
-        eprintln!("Error: {error}");
-        let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
-        if !causes.is_empty() {
-            eprintln!("\nCaused by:");
-            for cause in causes {
-                eprintln!("    {cause}");
-            }
-        }
-        std::process::exit(1);
-    }
-    Ok(())
+    nexa_host::cli::run_process(|cli: Cli| run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

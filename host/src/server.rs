@@ -476,7 +476,7 @@ impl Drop for ActiveRequest {
 /// concurrency slot, so a slow sender holds no slot, an over-limit chunked
 /// body is a 413 rather than a failure inside the component, and a body that
 /// stalls for `stall` is a 408.
-async fn read_body(mut body: Body, limit: usize, stall: Duration) -> Result<Bytes, HostError> {
+pub async fn read_body(mut body: Body, limit: usize, stall: Duration) -> Result<Bytes, HostError> {
     let mut bytes = BytesMut::new();
     loop {
         match tokio::time::timeout(stall, body.frame()).await {
@@ -603,7 +603,7 @@ async fn handle(
 /// What every request to a component gets, from the socket or chained: the
 /// absolute URI (as under Spin), the `spin-*` headers set by the host (any
 /// the sender set are removed first) and the request id.
-fn set_spin_headers(
+pub fn set_spin_headers(
     parts: &mut http::request::Parts,
     route: &RouteMatch<'_>,
     full_url: &str,
@@ -841,7 +841,8 @@ fn log_capability_calls() {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

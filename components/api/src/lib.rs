@@ -10,21 +10,26 @@
 //! - [`storage`]: the small [`storage::Database`] trait the repository is
 //!   written against, with its adapters (spin-sdk's Postgres and SQLite in
 //!   components; sqlx and rusqlite natively, behind the `native` feature);
-//! - the HTTP edge: the [`routes`] table, the read [`cache`]'s entries, and
-//!   (wasm32 only) [`http`] requests and responses and component [`variables`].
+//! - the HTTP edge: the [`routes`] table, the read [`cache`]'s entries,
+//!   [`http`] requests and responses, and component [`variables`];
+//! - the [`handlers`] of the health, items, auth and users components,
+//!   written against the small [`platform`] traits (database, key-value
+//!   store, variables), so the same code serves in a component and in the
+//!   native twin (`nexa-twin`).
 //!
 //! Everything but the wasm32 adapters is plain Rust, tested natively.
 
 pub mod auth;
 pub mod cache;
 pub mod error;
+pub mod handlers;
 pub mod http;
 pub mod items;
+pub mod platform;
 pub mod price;
 pub mod repository;
 pub mod routes;
 pub mod storage;
 pub mod users;
 pub mod validation;
-#[cfg(target_arch = "wasm32")]
 pub mod variables;

@@ -74,6 +74,56 @@ impl AppArgs {
     }
 }
 
+/// What the binaries (`nexa`, `nexa-twin`) do around their work: clear the
+/// `PG*` environment before any thread exists (sqlx would read it into every
+/// Postgres connection's options), start logging, parse the command line,
+/// run `work` on a multi-threaded tokio runtime, and report a failure as
+/// "Error: …" with its causes (never a backtrace), exiting with status 1.
+pub fn run_process<A, F>(work: impl FnOnce(A) -> F) -> anyhow::Result<()>
+where
+    A: clap::Parser,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let scrubbed: Vec<&str> = crate::capabilities::postgres::address::SQLX_ENVIRONMENT
+        .iter()
+        .copied()
+        .filter(|name| std::env::var_os(name).is_some())
+        .collect();
+    for name in &scrubbed {
+        // SAFETY: called first thing in `main`, single-threaded: nothing
+        // reads the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+    crate::telemetry::logs::init(crate::telemetry::logs::Format::from_env());
+    if !scrubbed.is_empty() {
+        tracing::warn!(
+            ignored = %scrubbed.join(", "),
+            "the host's PG* environment is ignored: components' Postgres connections use only their own address"
+        );
+    }
+    let args = A::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let result = runtime.block_on(work(args));
+    crate::telemetry::logs::flush();
+    if let Err(error) = &result {
+        // The reason and its causes, for people: never a backtrace, whatever
+        // RUST_BACKTRACE says.
+        eprintln!("Error: {error}");
+        let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
+        if !causes.is_empty() {
+            eprintln!("\nCaused by:");
+            for cause in causes {
+                eprintln!("    {cause}");
+            }
+        }
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 /// A spinner on stderr for work that may take more than a second; hidden
 /// when stderr is not a terminal. `finish_and_clear` it before printing.
 pub fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> indicatif::ProgressBar {

@@ -41,5 +41,6 @@ mod sandbox;
 mod scale_out;
 mod swap;
 mod traces;
+mod twin;
 mod users;
 mod web;

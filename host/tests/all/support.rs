@@ -169,44 +169,20 @@ impl AppDir {
             .args(["--listen", "127.0.0.1:0"])
             // Each host its own admin address (tests run several at once).
             .env("NEXA_ADMIN_LISTEN", "127.0.0.1:0")
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("starting nexa");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (address_tx, address_rx) = std::sync::mpsc::channel();
-        let admin = Arc::new(Mutex::new(None));
-        {
-            let log = log.clone();
-            let admin = admin.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(address) = line.strip_prefix("Admin http://") {
-                        *admin.lock().unwrap() = Some(address.trim().to_string());
-                    }
-                    if let Some(address) = line.strip_prefix("Serving http://") {
-                        let _ = address_tx.send(address.trim().to_string());
-                    }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
-        let address = address_rx.recv_timeout(Duration::from_secs(60)).ok();
-        let admin = admin.lock().unwrap().clone();
-        Host {
-            child,
-            address,
-            admin,
-            log,
-        }
+            .args(extra_args);
+        run_until_serving(command, env)
+    }
+
+    /// Runs `nexa-twin` on this app (the same flags as `nexa up`) and waits
+    /// until it serves (or exits).
+    pub fn start_twin(&self, extra_args: &[&str], env: &[(&str, &str)]) -> Host {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_nexa-twin"));
+        command
+            .arg("-f")
+            .arg(self.path("spin.toml"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra_args);
+        run_until_serving(command, env)
     }
 
     /// Runs `nexa up` expecting it to fail before serving; returns its stderr.
@@ -232,6 +208,49 @@ impl AppDir {
             "nexa up served before failing:\n{stderr}"
         );
         stderr
+    }
+}
+
+/// Spawns a host (`nexa up` or `nexa-twin`) with `env` and waits until it
+/// prints "Serving http://…" (or exits).
+fn run_until_serving(mut command: Command, env: &[(&str, &str)]) -> Host {
+    command
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("starting the host");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    let admin = Arc::new(Mutex::new(None));
+    {
+        let log = log.clone();
+        let admin = admin.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("Admin http://") {
+                    *admin.lock().unwrap() = Some(address.trim().to_string());
+                }
+                if let Some(address) = line.strip_prefix("Serving http://") {
+                    let _ = address_tx.send(address.trim().to_string());
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+    }
+    let address = address_rx.recv_timeout(Duration::from_secs(60)).ok();
+    let admin = admin.lock().unwrap().clone();
+    Host {
+        child,
+        address,
+        admin,
+        log,
     }
 }
 

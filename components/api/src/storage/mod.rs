@@ -11,6 +11,30 @@ pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod spin;
 
+/// What a `database_url` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseUrl<'a> {
+    /// Empty: the embedded SQLite `default` database.
+    EmbeddedSqlite,
+    /// A `postgres://` (or `postgresql://`) URL.
+    Postgres(&'a str),
+}
+
+impl<'a> DatabaseUrl<'a> {
+    pub fn parse(database_url: &'a str) -> Result<Self, DbError> {
+        let url = database_url.trim();
+        if url.is_empty() {
+            Ok(DatabaseUrl::EmbeddedSqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(url))
+        } else {
+            Err(DbError::Other(
+                "database_url must be empty (embedded SQLite) or a postgres:// URL".into(),
+            ))
+        }
+    }
+}
+
 /// Which SQL the repository speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

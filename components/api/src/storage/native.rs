@@ -6,14 +6,23 @@
 //! already serves components' `spin:sqlite` databases with (same crate, same
 //! bundled SQLite), so SQL that passes here passes there, and the workspace
 //! keeps one SQLite library. It is synchronous; each statement runs to
-//! completion under the connection's lock, which suits a CLI and tests (a
-//! server would run it on a blocking thread).
+//! completion under the connection's lock, inline. That suits a CLI and
+//! tests, and the twin's SQLite serving too: the statements are point
+//! queries of microseconds, as the host's key-value store runs them (a hop to
+//! the blocking pool would cost more than the query). Postgres is the
+//! twin's benchmark backend.
+//!
+//! A server takes one connection per request: [`SqlitePool`] (idle
+//! connections of one file) and [`PostgresDatabase::acquire`] (from a sqlx
+//! `PgPool`), since the statements of one request are one connection's
+//! (a `BEGIN` … `COMMIT` must not interleave with another request's).
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::postgres::{PgArguments, PgConnection};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgConnection, PgPool};
 use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 
 use super::{Database, DbError, Dialect, Value};
@@ -74,28 +83,122 @@ impl Database for NativeDatabase {
 // ---- SQLite ------------------------------------------------------------------
 
 /// One SQLite connection to a file, with foreign keys enforced (as the host's
-/// `spin:sqlite` databases do).
-pub struct SqliteDatabase(Mutex<rusqlite::Connection>);
+/// `spin:sqlite` databases do). Taken from a [`SqlitePool`], it goes back
+/// there when dropped.
+pub struct SqliteDatabase {
+    /// `None` only while it is being dropped.
+    connection: Mutex<Option<rusqlite::Connection>>,
+    home: Option<Arc<SqlitePool>>,
+}
 
 impl SqliteDatabase {
     /// Opens (creating if need be) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        let unavailable =
-            |e: rusqlite::Error| DbError::Unavailable(format!("sqlite {}: {e}", path.display()));
-        let connection = rusqlite::Connection::open(path).map_err(unavailable)?;
-        connection
-            .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            .map_err(unavailable)?;
-        connection
-            .pragma_update(None, "foreign_keys", "ON")
-            .map_err(unavailable)?;
-        Ok(Self(Mutex::new(connection)))
+        Ok(Self {
+            connection: Mutex::new(Some(sqlite_connect(path)?)),
+            home: None,
+        })
     }
 
-    fn connection(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>, DbError> {
-        self.0
+    fn with_connection<T>(
+        &self,
+        call: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let connection = self
+            .connection
             .lock()
-            .map_err(|_| DbError::Other("sqlite connection poisoned by a panic".into()))
+            .map_err(|_| DbError::Other("sqlite connection poisoned by a panic".into()))?;
+        match connection.as_ref() {
+            Some(connection) => call(connection),
+            None => Err(DbError::Other("sqlite connection already released".into())),
+        }
+    }
+}
+
+impl Drop for SqliteDatabase {
+    fn drop(&mut self) {
+        let connection = self.connection.get_mut().ok().and_then(Option::take);
+        if let (Some(home), Some(connection)) = (&self.home, connection) {
+            home.release(connection);
+        }
+    }
+}
+
+fn sqlite_connect(path: &Path) -> Result<rusqlite::Connection, DbError> {
+    let unavailable =
+        |e: rusqlite::Error| DbError::Unavailable(format!("sqlite {}: {e}", path.display()));
+    let connection = rusqlite::Connection::open(path).map_err(unavailable)?;
+    connection
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .map_err(unavailable)?;
+    connection
+        .pragma_update(None, "foreign_keys", "ON")
+        .map_err(unavailable)?;
+    Ok(connection)
+}
+
+/// Idle connections kept by a [`SqlitePool`].
+const SQLITE_MAX_IDLE: usize = 32;
+
+/// Connections to one SQLite file for a server: each request takes one
+/// (an idle one, or a new one) and gives it back when done, unless it was
+/// left inside a transaction. Connections use WAL, as the host's do, so
+/// `nexa up` and the twin can share the file.
+pub struct SqlitePool {
+    path: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl SqlitePool {
+    /// Opens one connection now, so a bad path fails at start-up.
+    pub fn open(path: &Path) -> Result<Arc<Self>, DbError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbError::Unavailable(format!("sqlite: creating {}: {e}", dir.display()))
+            })?;
+        }
+        let pool = Arc::new(Self {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        });
+        let first = pool.connect()?;
+        pool.release(first);
+        Ok(pool)
+    }
+
+    fn connect(&self) -> Result<rusqlite::Connection, DbError> {
+        let connection = sqlite_connect(&self.path)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| DbError::Unavailable(format!("sqlite {}: {e}", self.path.display())))?;
+        Ok(connection)
+    }
+
+    /// A connection for one request.
+    pub fn acquire(self: &Arc<Self>) -> Result<SqliteDatabase, DbError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let connection = match idle {
+            Some(connection) => connection,
+            None => self.connect()?,
+        };
+        Ok(SqliteDatabase {
+            connection: Mutex::new(Some(connection)),
+            home: Some(self.clone()),
+        })
+    }
+
+    fn release(&self, connection: rusqlite::Connection) {
+        if !connection.is_autocommit() {
+            // Left inside a transaction: closing it rolls back.
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < SQLITE_MAX_IDLE
+        {
+            idle.push(connection);
+        }
     }
 }
 
@@ -137,42 +240,69 @@ impl Database for SqliteDatabase {
     }
 
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        self.connection()?
-            .execute(sql, sqlite_params(params))
-            .map(|n| n as u64)
-            .map_err(sqlite_error)
+        self.with_connection(|connection| {
+            connection
+                .execute(sql, sqlite_params(params))
+                .map(|n| n as u64)
+                .map_err(sqlite_error)
+        })
     }
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
-        let connection = self.connection()?;
-        let mut statement = connection.prepare(sql).map_err(sqlite_error)?;
-        let width = statement.column_count();
-        let mut rows = statement
-            .query(sqlite_params(params))
-            .map_err(sqlite_error)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(sqlite_error)? {
-            out.push(
-                (0..width)
-                    .map(|i| row.get_ref(i).map(sqlite_value).map_err(sqlite_error))
-                    .collect::<Result<_, _>>()?,
-            );
-        }
-        Ok(out)
+        self.with_connection(|connection| {
+            let mut statement = connection.prepare_cached(sql).map_err(sqlite_error)?;
+            let width = statement.column_count();
+            let mut rows = statement
+                .query(sqlite_params(params))
+                .map_err(sqlite_error)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite_error)? {
+                out.push(
+                    (0..width)
+                        .map(|i| row.get_ref(i).map(sqlite_value).map_err(sqlite_error))
+                        .collect::<Result<_, _>>()?,
+                );
+            }
+            Ok(out)
+        })
     }
 }
 
 // ---- Postgres ------------------------------------------------------------------
 
-/// One Postgres connection; statements run in order on it, so `BEGIN` …
-/// `COMMIT` around them is one transaction.
-pub struct PostgresDatabase(tokio::sync::Mutex<PgConnection>);
+/// One Postgres connection, of its own or from a pool (given back when
+/// dropped); statements run in order on it, so `BEGIN` … `COMMIT` around
+/// them is one transaction.
+pub struct PostgresDatabase(tokio::sync::Mutex<PgHandle>);
+
+enum PgHandle {
+    Own(PgConnection),
+    Pooled(PoolConnection<sqlx::Postgres>),
+}
+
+impl PgHandle {
+    fn connection(&mut self) -> &mut PgConnection {
+        match self {
+            PgHandle::Own(connection) => connection,
+            PgHandle::Pooled(connection) => connection,
+        }
+    }
+}
 
 impl PostgresDatabase {
     pub async fn connect(url: &str) -> Result<Self, DbError> {
         PgConnection::connect(url)
             .await
-            .map(|c| Self(tokio::sync::Mutex::new(c)))
+            .map(|c| Self(tokio::sync::Mutex::new(PgHandle::Own(c))))
+            .map_err(|e| DbError::Unavailable(format!("postgres: {e}")))
+    }
+
+    /// A connection from `pool`, for one request; any failure to get one
+    /// means the database is unavailable (as a component's open reports it).
+    pub async fn acquire(pool: &PgPool) -> Result<Self, DbError> {
+        pool.acquire()
+            .await
+            .map(|c| Self(tokio::sync::Mutex::new(PgHandle::Pooled(c))))
             .map_err(|e| DbError::Unavailable(format!("postgres: {e}")))
     }
 }
@@ -251,12 +381,13 @@ impl Database for PostgresDatabase {
     }
 
     async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let mut connection = self.0.lock().await;
+        let mut handle = self.0.lock().await;
+        let connection = handle.connection();
         let done = if params.is_empty() {
             // The simple protocol: BEGIN, COMMIT, DDL.
             connection.execute(sqlx::raw_sql(sql)).await
         } else {
-            typed(&mut connection, sql, params)
+            typed(connection, sql, params)
                 .await?
                 .execute(&mut *connection)
                 .await
@@ -265,8 +396,9 @@ impl Database for PostgresDatabase {
     }
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, DbError> {
-        let mut connection = self.0.lock().await;
-        let rows = typed(&mut connection, sql, params)
+        let mut handle = self.0.lock().await;
+        let connection = handle.connection();
+        let rows = typed(connection, sql, params)
             .await?
             .fetch_all(&mut *connection)
             .await

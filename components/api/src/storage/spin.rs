@@ -2,34 +2,10 @@
 //! `default` database when `database_url` is empty, Postgres for a
 //! `postgres://` URL. Only for components (wasm32).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use spin_sdk::pg::{self, DbValue, ParameterValue, PgError, QueryError};
 use spin_sdk::sqlite;
 
-use super::{Database, DbError, Dialect, Value};
-use crate::error::{ApiError, db_failure};
-use crate::repository::schema;
-use crate::variables::variable;
-
-/// Set once this instance has brought the schema up to date.
-static MIGRATED: AtomicBool = AtomicBool::new(false);
-
-/// The app's database (`database_url`), with the schema brought up to date
-/// (and seeded, without the admin's password) on this instance's first use.
-pub async fn open_migrated() -> Result<SpinDatabase, ApiError> {
-    let db = SpinDatabase::open(&variable("database_url").await?)
-        .await
-        .map_err(db_failure)?;
-    if !MIGRATED.load(Ordering::Acquire) {
-        schema::migrate(&db).await.map_err(|e| {
-            eprintln!("migrating: {e}");
-            db_failure(e)
-        })?;
-        MIGRATED.store(true, Ordering::Release);
-    }
-    Ok(db)
-}
+use super::{Database, DatabaseUrl, DbError, Dialect, Value};
 
 pub enum SpinDatabase {
     Postgres(pg::Connection),
@@ -38,21 +14,15 @@ pub enum SpinDatabase {
 
 impl SpinDatabase {
     pub async fn open(database_url: &str) -> Result<Self, DbError> {
-        let url = database_url.trim();
-        if url.is_empty() {
-            sqlite::Connection::open_default()
+        match DatabaseUrl::parse(database_url)? {
+            DatabaseUrl::EmbeddedSqlite => sqlite::Connection::open_default()
                 .await
                 .map(SpinDatabase::Sqlite)
-                .map_err(|e| DbError::Unavailable(format!("sqlite: {e}")))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            pg::Connection::open(url)
+                .map_err(|e| DbError::Unavailable(format!("sqlite: {e}"))),
+            DatabaseUrl::Postgres(url) => pg::Connection::open(url)
                 .await
                 .map(SpinDatabase::Postgres)
-                .map_err(|e| DbError::Unavailable(format!("postgres: {e}")))
-        } else {
-            Err(DbError::Other(
-                "database_url must be empty (embedded SQLite) or a postgres:// URL".into(),
-            ))
+                .map_err(|e| DbError::Unavailable(format!("postgres: {e}"))),
         }
     }
 }

@@ -7,7 +7,9 @@ mod config;
 mod host;
 mod state;
 
-pub use config::{KeyValueStoreSection, StoreBackendConfig, stores_from_runtime_config};
+pub use config::{
+    DEFAULT_LABEL, KeyValueStoreSection, StoreBackendConfig, stores_from_runtime_config,
+};
 pub use host::{KeyValue, KeyValueView, OpenStore};
 pub use state::{KeyValueBackend, KeyValueError, KeyValueGrant, KeyValueState};
 
