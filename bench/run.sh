@@ -65,29 +65,34 @@ url = "redis://127.0.0.1:$redis_port"
 TOML
 { cat nexa.toml; printf "\n[rate_limit]\nenabled = false\n"; } > "$work/nexa.toml"
 
-serve() { # name binary [args...]: starts it, prints its address
+start() { # name binary [args...]: starts it in the background, logging to $work/<name>.log
   local name="$1" binary="$2"; shift 2
   SPIN_VARIABLE_DATABASE_URL="$database_url" NEXA_ADMIN_LISTEN=off \
     "$binary" "$@" -f "$work/spin.toml" --runtime-config-file "$work/rc.toml" \
-    --state-dir "$work/state-$name" --listen 127.0.0.1:0 2>"$work/$name.log" &
+    --state-dir "$work/state-$name" --listen 127.0.0.1:0 >/dev/null 2>"$work/$name.log" &
   pids+=($!)
+}
+url_of() { # name pid: waits until it serves, prints its URL
   local address=""
   for _ in $(seq 1 600); do
-    address="$(sed -n 's/^Serving http:\/\///p' "$work/$name.log")"
+    address="$(sed -n 's/^Serving http:\/\///p' "$work/$1.log")"
     [ -n "$address" ] && break
-    kill -0 "${pids[-1]}" 2>/dev/null || break
+    kill -0 "$2" 2>/dev/null || break
     sleep 0.1
   done
-  [ -n "$address" ] || { echo "$name did not start:" >&2; cat "$work/$name.log" >&2; exit 1; }
+  [ -n "$address" ] || { echo "$1 did not start:" >&2; cat "$work/$1.log" >&2; exit 1; }
   echo "http://$address"
 }
-host_url="$(serve host "$nexa" up)"
-twin_url="$(serve twin "$twin")"
+start host "$nexa" up
+host_url="$(url_of host "${pids[-1]}")"
+start twin "$twin"
+twin_url="$(url_of twin "${pids[-1]}")"
 echo "host $host_url, twin $twin_url, database $db" >&2
 
 # 5,000 items beyond the seeded ten, so reads can name more distinct ids
 # than the cache has slots (1,024).
-curl -fsS "$host_url/health" >/dev/null
+# The first read creates and seeds the schema.
+curl -fsS "$host_url/items" >/dev/null
 psql -h 127.0.0.1 -U postgres -d "$db" -qc \
   "INSERT INTO items (name, description, price, owner_id)
    SELECT 'bench item ' || g, 'for the benchmark', 9.99, 1 FROM generate_series(1, 5000) g;"

@@ -595,6 +595,7 @@ async fn handle(
         parts,
         Body::new(HoldsPermit {
             body,
+            deadline,
             _permits: (permit, component_permit),
         }),
     ))
@@ -770,26 +771,39 @@ impl ServiceChaining for ServerState {
     }
 }
 
-/// A response body that keeps its request's concurrency slots (app-wide and
-/// the component's own) until it has been sent (or dropped), since the
-/// instance is busy producing it.
+/// The response body, holding the request's concurrency slots until it has
+/// been sent. A body still streaming when the request's deadline passes is
+/// stopped by the instance handler, which ends it as if complete: past the
+/// deadline that end is reported as an error instead, so hyper aborts the
+/// response (no final chunk) and the client sees it cut, not finished.
 struct HoldsPermit<B> {
     body: B,
+    deadline: Deadline,
     _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
 }
 
 impl<B> http_body::Body for HoldsPermit<B>
 where
     B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
 {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = axum::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::BoxError>>> {
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(None) if self.deadline.has_passed() => {
+                tracing::warn!("response body cut at the request deadline");
+                Poll::Ready(Some(Err(
+                    "the response body was cut at the request deadline".into(),
+                )))
+            }
+            Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(Into::into))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -271,6 +271,7 @@ impl<'a> Script<'a> {
             .arg(&text)
             .current_dir(&self.cwd)
             .env("NEXA", env!("CARGO_BIN_EXE_nexa"))
+            .env("NEXA_TWIN", env!("CARGO_BIN_EXE_nexa-twin"))
             .env("WORK", self.work)
             // A free admin port each: README blocks and other tests run at once.
             .env("NEXA_ADMIN_LISTEN", "127.0.0.1:0")
@@ -550,6 +551,35 @@ fn the_benches_run() {
         if row != "/missing" {
             assert!(line.ends_with("non-2xx 0"), "{line}\n{stdout}");
         }
+    }
+}
+
+/// bench/run.sh for a second a run: the host and the twin both serve every
+/// workload without errors, and the summary has its rows.
+#[test]
+fn the_twin_bench_runs() {
+    component("health");
+    let work = tempfile::tempdir().unwrap();
+    let script = Script::new("bench/run.sh 5 3 16", work.path()).substitute(
+        "bench/run.sh 5 3 16",
+        "OUT=\"$WORK/results\" bench/run.sh 1 1 2",
+    );
+    let (output, _group) = script.run();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for row in [
+        "| GET /health |",
+        "| GET /items/{id}, cache hit |",
+        "| GET /items/{id}, Postgres",
+        "| GET /items?limit=20",
+        "| POST /items |",
+        "| GET /users",
+        "| POST /auth/token",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
+        assert!(line.ends_with("| 0 |"), "errors in {line}\n{stdout}");
     }
 }
 

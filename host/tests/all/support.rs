@@ -579,3 +579,16 @@ pub fn installed(program: &str, version_arg: &str, hint: &str) -> bool {
     }
     installed
 }
+
+/// An access token of the seeded admin (the repository's app).
+pub async fn admin_token(host: &Host) -> String {
+    let (status, body) = status_and_json(
+        host.client()
+            .post(host.url("/auth/token"))
+            .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "bearer");
+    body["access_token"].as_str().unwrap().to_string()
+}

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::services::TestDatabase;
 use crate::support::{
-    ADMIN_PASSWORD, AppDir, Host, on_both_backends, rc_args, repo_app, status_and_json,
+    AppDir, Host, admin_token, on_both_backends, rc_args, repo_app, status_and_json,
 };
 
 /// `nexa up` and `nexa-twin` on one app directory and one database.
@@ -45,18 +45,6 @@ impl Pair {
     fn both(&self) -> [(&str, &Host); 2] {
         [("nexa up", &self.host), ("nexa-twin", &self.twin)]
     }
-}
-
-async fn token(host: &Host) -> String {
-    let (status, body) = status_and_json(
-        host.client()
-            .post(host.url("/auth/token"))
-            .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)]),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["token_type"], "bearer");
-    body["access_token"].as_str().unwrap().to_string()
 }
 
 async fn create_item(host: &Host, token: &str, name: &str) -> Value {
@@ -98,8 +86,8 @@ async fn twin_and_host_agree(postgres: bool) {
 
     // Logins through each; a token from one is honoured by the other (one
     // sessions table, the same jwt_secret variable).
-    let host_token = token(&pair.host).await;
-    let twin_token = token(&pair.twin).await;
+    let host_token = admin_token(&pair.host).await;
+    let twin_token = admin_token(&pair.twin).await;
     for (name, host, token) in [
         ("nexa up", &pair.host, &twin_token),
         ("nexa-twin", &pair.twin, &host_token),
