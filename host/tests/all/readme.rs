@@ -38,6 +38,7 @@ const RUN_HERE: &[(&str, &str)] = &[
         "check_component_accepts_the_health_component",
     ),
     ("auth/token", "the_auth_flow_with_curl"),
+    ("bench/run.sh 5 3 16", "the_twin_bench_runs"),
     (
         "npm --prefix frontend run dev",
         "the_vite_dev_server_serves_the_dashboard",
