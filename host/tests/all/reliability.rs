@@ -428,19 +428,12 @@ async fn sigterm_under_load_fails_no_acknowledged_request() {
 /// bounded.
 #[tokio::test]
 async fn twice_the_peak_is_shed_and_memory_stays_bounded() {
-    use nexa_host::cli::bench::{Live, Load, Plan, Target, measure};
+    use nexa_host::cli::bench::{Live, Load, Plan, measure};
     let (_app, host) = fixture_host(
         "max_concurrent_requests = 4\nqueue_timeout_ms = 20\nrequest_timeout_ms = 2000\n",
     );
     // The route does real waiting, so its peak is set by the slots.
-    let target = Target::new(
-        &host.url("/fixture/sleep/5"),
-        http::Method::GET,
-        Vec::new(),
-        bytes::Bytes::new(),
-    )
-    .await
-    .unwrap();
+    let target = get_target(&host, "/fixture/sleep/5").await;
     let run = |load: Load| {
         let plan = Plan {
             target: target.clone(),
@@ -497,6 +490,18 @@ async fn twice_the_peak_is_shed_and_memory_stays_bounded() {
     assert_eq!(shed.status(), 200, "slots come back");
 }
 
+/// `nexa bench`'s target for a GET of `path` on `host`.
+async fn get_target(host: &Host, path: &str) -> nexa_host::cli::bench::Target {
+    nexa_host::cli::bench::Target::new(
+        &host.url(path),
+        http::Method::GET,
+        Vec::new(),
+        bytes::Bytes::new(),
+    )
+    .await
+    .unwrap()
+}
+
 fn rss_kib(host: &Host) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", host.child.id())).unwrap();
     status
@@ -509,16 +514,9 @@ fn rss_kib(host: &Host) -> u64 {
 /// p99 of `n` sequential-in-8-lanes GETs of `/fixture/ok`, all of which must
 /// succeed.
 async fn healthy_p99(host: &Host, duration: Duration) -> f64 {
-    use nexa_host::cli::bench::{Live, Load, Plan, Target, measure};
+    use nexa_host::cli::bench::{Live, Load, Plan, measure};
     let plan = Plan {
-        target: Target::new(
-            &host.url("/fixture/ok"),
-            http::Method::GET,
-            Vec::new(),
-            bytes::Bytes::new(),
-        )
-        .await
-        .unwrap(),
+        target: get_target(host, "/fixture/ok").await,
         load: Load::Closed { connections: 4 },
         duration,
         warmup: Duration::from_millis(300),
@@ -637,24 +635,34 @@ async fn misbehaving_components_fail_only_their_own_requests() {
     );
 }
 
+/// Sends every request at once; their answers, in order.
+async fn all_at_once(
+    requests: impl IntoIterator<Item = reqwest::RequestBuilder>,
+) -> Vec<(u16, Value)> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| tokio::spawn(status_and_json(request)))
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
 /// 100 creates at once make 100 rows with 100 distinct ids.
 async fn parallel_creates_all_land(postgres: bool) {
     let app = repo_app("");
     let (backend, host) = start_on(&app, postgres);
     let token = admin_token(&host).await;
-    let tasks: Vec<_> = (0..100)
-        .map(|n| {
-            let request = host
-                .client()
-                .post(host.url("/items"))
-                .bearer_auth(&token)
-                .json(&json!({ "name": format!("parallel-{n}"), "price": 1 }));
-            tokio::spawn(status_and_json(request))
-        })
-        .collect();
+    let creates = (0..100).map(|n| {
+        host.client()
+            .post(host.url("/items"))
+            .bearer_auth(&token)
+            .json(&json!({ "name": format!("parallel-{n}"), "price": 1 }))
+    });
     let mut ids = BTreeSet::new();
-    for task in tasks {
-        let (status, body) = task.await.unwrap();
+    for (status, body) in all_at_once(creates).await {
         assert_eq!(status, 201, "{body}");
         ids.insert(body["id"].as_i64().unwrap());
     }
@@ -706,15 +714,10 @@ async fn parallel_updates_lose_nothing(postgres: bool) {
             json!({ "price": round }),
             json!({ "is_available": round % 2 == 0 }),
         ];
-        let tasks: Vec<_> = changes
+        let patches = changes
             .iter()
-            .map(|change| {
-                let request = host.client().patch(&url).bearer_auth(&token).json(change);
-                tokio::spawn(status_and_json(request))
-            })
-            .collect();
-        for task in tasks {
-            let (status, body) = task.await.unwrap();
+            .map(|change| host.client().patch(&url).bearer_auth(&token).json(change));
+        for (status, body) in all_at_once(patches).await {
             assert_eq!(status, 200, "{body}");
         }
         let (_, now) = status_and_json(host.client().get(&url)).await;
@@ -737,15 +740,11 @@ async fn parallel_updates_lose_nothing(postgres: bool) {
     let bodies: Vec<Value> = (0..8)
         .map(|n| json!({ "name": format!("put{n}"), "description": format!("put{n}"), "price": n, "is_available": n % 2 == 0 }))
         .collect();
-    let tasks: Vec<_> = bodies
+    let puts = bodies
         .iter()
-        .map(|body| {
-            let request = host.client().put(&url).bearer_auth(&token).json(body);
-            tokio::spawn(status_and_json(request))
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap().0, 200);
+        .map(|body| host.client().put(&url).bearer_auth(&token).json(body));
+    for (status, body) in all_at_once(puts).await {
+        assert_eq!(status, 200, "{body}");
     }
     let (_, now) = status_and_json(host.client().get(&url)).await;
     let winner = bodies
