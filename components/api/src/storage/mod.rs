@@ -143,6 +143,14 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// Postgres SQLSTATEs that say the server cannot serve the session now:
+/// connection exceptions (08), operator intervention such as a shutdown
+/// (57), too many connections (53300). Unavailable (503), not a bug of ours;
+/// both adapters classify server errors by it.
+pub(crate) fn server_unavailable(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57") || code == "53300"
+}
+
 /// Why a statement failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbError {

@@ -312,6 +312,13 @@ fn pg_error(e: sqlx::Error) -> DbError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
             DbError::UniqueViolation(db.constraint().unwrap_or_default().to_string())
         }
+        sqlx::Error::Database(db) if super::server_unavailable(&db.code().unwrap_or_default()) => {
+            DbError::Unavailable(format!(
+                "{} ({})",
+                db.message(),
+                db.code().unwrap_or_default()
+            ))
+        }
         sqlx::Error::Database(db) => DbError::Other(format!(
             "{} ({})",
             db.message(),

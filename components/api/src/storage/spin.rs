@@ -49,11 +49,6 @@ fn pg_value(value: &DbValue) -> Value {
     }
 }
 
-/// SQLSTATEs that say the server cannot serve this session now.
-fn server_unavailable(code: &str) -> bool {
-    code.starts_with("08") || code.starts_with("57") || code == "53300"
-}
-
 fn pg_error(error: PgError) -> DbError {
     match error {
         PgError::ConnectionFailed(m) => DbError::Unavailable(m),
@@ -66,10 +61,7 @@ fn pg_error(error: PgError) -> DbError {
                     .unwrap_or(e.message),
             )
         }
-        // The server is going away or cannot take the session: connection
-        // exceptions (08), operator intervention such as a shutdown (57),
-        // too many connections (53300). Unavailable, not a bug of ours.
-        PgError::QueryFailed(QueryError::DbError(e)) if server_unavailable(&e.code) => {
+        PgError::QueryFailed(QueryError::DbError(e)) if super::server_unavailable(&e.code) => {
             DbError::Unavailable(format!("{} ({})", e.message, e.code))
         }
         PgError::QueryFailed(QueryError::DbError(e)) => {
