@@ -39,6 +39,7 @@ use crate::capabilities::{AppCapabilities, AppContext, ComponentContext, Compone
 use crate::config::host::HostConfig;
 use crate::config::manifest::{LoadedManifest, Manifest};
 use crate::config::runtime::LoadedRuntimeConfig;
+use crate::edge::slots::ComponentSlots;
 use crate::engine::{ArtifactCache, ComponentSource, EPOCH_TICK, build_engine};
 use crate::metrics::InstanceSeries;
 use crate::progress::{Lines, Progress};
@@ -191,9 +192,8 @@ impl LoadedComponent {
         &self.plan.id
     }
 
-    /// This component's own concurrency limit (nexa.toml), if any, and how
-    /// long a request may wait for it.
-    pub fn slots(&self) -> Option<&(Arc<tokio::sync::Semaphore>, Duration)> {
+    /// This component's own concurrency limit (nexa.toml), if any.
+    pub fn slots(&self) -> Option<&Arc<ComponentSlots>> {
         self.plan.slots.as_ref()
     }
 
@@ -411,7 +411,7 @@ pub struct ComponentPlan {
     pub wasm: PathBuf,
     pub environment: BTreeMap<String, String>,
     pub grants: ComponentGrants,
-    pub slots: Option<(Arc<tokio::sync::Semaphore>, Duration)>,
+    pub slots: Option<Arc<ComponentSlots>>,
 }
 
 impl ResolvedApp {
@@ -447,18 +447,11 @@ impl ResolvedApp {
                     variables: &capabilities.variables,
                 })
                 .map_err(in_manifest)?;
-            let slots = files.host.component.get(id).map(|limits| {
-                let wait = limits
-                    .queue_timeout_ms
-                    .map(Duration::from_millis)
-                    .unwrap_or_else(|| files.host.queue_timeout());
-                (
-                    Arc::new(tokio::sync::Semaphore::new(
-                        limits.max_concurrent_requests.get(),
-                    )),
-                    wait,
-                )
-            });
+            let slots = files
+                .host
+                .component
+                .get(id)
+                .map(|limits| ComponentSlots::new(limits, files.host.queue_timeout()));
             components.push(ComponentPlan {
                 id: id.clone(),
                 wasm: manifest.resolve(&decl.source),

@@ -27,7 +27,6 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_TYPE, HOST, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::BodyExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
@@ -42,6 +41,7 @@ use crate::edge::browser;
 use crate::edge::client::{Client, ClientResolver, Scheme};
 use crate::edge::listener::{self, ConnectionLimits, ConnectionStats};
 use crate::edge::rate_limit::{Decision, RateLimiter, SubjectVerifier};
+use crate::edge::slots::{AppPermit, AppSlots, ComponentPermit, Overloaded};
 use crate::health::Readiness;
 use crate::metrics::{Metrics, RequestSeries};
 use crate::reload::{ReloadError, ReloadOutcome};
@@ -57,7 +57,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// What every request handler shares.
 pub struct ServerState {
     pub app: Arc<App>,
-    slots: Arc<Semaphore>,
+    slots: AppSlots,
     clients: ClientResolver,
     /// `None` when `[rate_limit] enabled = false`.
     pub rate_limiter: Option<Arc<RateLimiter>>,
@@ -86,7 +86,7 @@ impl ServerState {
             RateLimiter::new(&host.rate_limit, subjects).map_err(anyhow::Error::msg)?;
         let allowed_origins = host.cors.origins().map_err(anyhow::Error::msg)?;
         let state = Arc::new(Self {
-            slots: Arc::new(Semaphore::new(host.max_concurrent_requests.get())),
+            slots: AppSlots::new(host.max_concurrent_requests.get()),
             clients,
             rate_limiter,
             allowed_origins,
@@ -499,15 +499,10 @@ pub async fn read_body(mut body: Body, limit: usize, stall: Duration) -> Result<
     }
 }
 
-/// Waits briefly for a slot, then refuses (load shedding).
-async fn acquire(
-    slots: &Arc<Semaphore>,
-    wait: Duration,
-) -> Result<OwnedSemaphorePermit, HostError> {
-    tokio::time::timeout(wait, slots.clone().acquire_owned())
-        .await
-        .map_err(|_| HostError::Overloaded)?
-        .map_err(|_| HostError::Overloaded)
+impl From<Overloaded> for HostError {
+    fn from(_: Overloaded) -> Self {
+        HostError::Overloaded
+    }
 }
 
 async fn handle(
@@ -555,9 +550,10 @@ async fn handle(
 
     let (mut parts, body) = request.into_parts();
     let body = read_body(body, host.max_request_body_bytes, host.body_read_timeout()).await?;
-    let permit = acquire(&state.slots, host.queue_timeout()).await?;
+    // Load shedding: each wait is short, then the request is refused.
+    let permit = state.slots.acquire(host.queue_timeout()).await?;
     let component_permit = match component.slots() {
-        Some((slots, wait)) => Some(acquire(slots, *wait).await?),
+        Some(slots) => Some(slots.acquire(&state.slots).await?),
         None => None,
     };
 
@@ -779,7 +775,7 @@ impl ServiceChaining for ServerState {
 struct HoldsPermit<B> {
     body: B,
     deadline: Deadline,
-    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+    _permits: (AppPermit, Option<ComponentPermit>),
 }
 
 impl<B> http_body::Body for HoldsPermit<B>

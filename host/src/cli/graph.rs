@@ -103,9 +103,13 @@ impl Graph {
         // Components first, so that service chaining finds every one.
         for id in manifest.component.keys() {
             let label = match d.host.config.component.get(id) {
-                Some(limits) => {
-                    format!("{id}\n(at most {} at once)", limits.max_concurrent_requests)
-                }
+                Some(limits) => match limits.max_concurrent_requests_when_alone {
+                    Some(alone) if alone > limits.max_concurrent_requests => format!(
+                        "{id}\n(at most {} at once, {alone} when alone)",
+                        limits.max_concurrent_requests
+                    ),
+                    _ => format!("{id}\n(at most {} at once)", limits.max_concurrent_requests),
+                },
                 None => id.clone(),
             };
             graph.node(&format!("component:{id}"), NodeKind::Component, label);

@@ -29,7 +29,10 @@ pub struct HostConfig {
     pub max_instances: NonZeroU32,
     /// Requests one instance serves before it is retired. Default 128 (as Spin).
     pub max_instance_reuse_count: NonZeroUsize,
-    /// Requests one instance serves concurrently. Default 16 (as Spin).
+    /// Requests one instance serves concurrently. Default 1, so that a
+    /// trap, a runaway loop or an allocation failure ends only the request
+    /// that caused it (Spin allows 16; above 1, a fault also ends whatever
+    /// else its instance was serving).
     pub max_instance_concurrent_reuse_count: NonZeroUsize,
     /// How long an idle instance is kept for reuse. Default 1 s (as Spin).
     pub idle_instance_timeout_ms: u64,
@@ -87,6 +90,10 @@ pub struct HostConfig {
 pub struct ComponentLimits {
     /// Requests this component handles at once; more wait for a slot.
     pub max_concurrent_requests: NonZeroUsize,
+    /// Requests it may handle at once while no other component's request
+    /// is admitted (e.g. logins on every core of an otherwise idle host); at
+    /// least `max_concurrent_requests`. Default: `max_concurrent_requests`.
+    pub max_concurrent_requests_when_alone: Option<NonZeroUsize>,
     /// How long a request waits for one of this component's slots before 503.
     /// Default: the app-wide `queue_timeout_ms`.
     pub queue_timeout_ms: Option<u64>,
@@ -101,7 +108,7 @@ impl Default for HostConfig {
             max_instance_memory_bytes: NonZeroUsize::new(128 << 20).expect("nonzero"),
             max_instances: NonZeroU32::new(512).expect("nonzero"),
             max_instance_reuse_count: NonZeroUsize::new(128).expect("nonzero"),
-            max_instance_concurrent_reuse_count: NonZeroUsize::new(16).expect("nonzero"),
+            max_instance_concurrent_reuse_count: NonZeroUsize::new(1).expect("nonzero"),
             idle_instance_timeout_ms: 1_000,
             shutdown_grace_ms: 10_000,
             trace_shutdown_timeout_ms: 2_000,
@@ -156,6 +163,16 @@ impl HostConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.public_url()?;
         self.cors.origins()?;
+        for (id, limits) in &self.component {
+            if let Some(alone) = limits.max_concurrent_requests_when_alone
+                && alone < limits.max_concurrent_requests
+            {
+                return Err(format!(
+                    "[component.{id}] max_concurrent_requests_when_alone ({alone}) is below max_concurrent_requests ({})",
+                    limits.max_concurrent_requests
+                ));
+            }
+        }
         if let Some(admin) = &self.admin_listen {
             admin
                 .parse::<crate::admin::AdminListen>()

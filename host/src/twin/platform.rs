@@ -11,17 +11,17 @@
 //!   [`SqlitePool`] over the embedded `default` database's file.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use nexa_api::handlers::Handler;
 use nexa_api::platform::{FirstUse, KeyValueStore, Platform, Variables};
 use nexa_api::storage::native::{NativeDatabase, PostgresDatabase, SqlitePool};
 use nexa_api::storage::{DatabaseUrl, DbError};
-use sqlx::PgPool;
 
 use crate::capabilities::key_value::{DEFAULT_LABEL, KeyValueBackend, KeyValueGrant};
-use crate::capabilities::postgres::PostgresState;
 use crate::capabilities::postgres::address::parse_address;
+use crate::capabilities::postgres::{PgPool, PostgresState, acquire};
 use crate::capabilities::variables::ComponentVariables;
 
 /// The databases every twin component may open.
@@ -32,10 +32,12 @@ pub struct TwinDatabases {
 }
 
 impl TwinDatabases {
-    /// The pool for a `postgres://` URL, as the host keys it.
-    fn postgres_pool(&self, url: &str) -> Result<PgPool, String> {
+    /// The pool of `component` for a `postgres://` URL, as the host keys
+    /// it, and how long an open may wait for one of its connections.
+    fn postgres_pool(&self, component: &str, url: &str) -> Result<(PgPool, Duration), String> {
         let address = parse_address(url)?;
-        self.postgres.pool(&address, url, None)
+        let pool = self.postgres.pool(component, &address, url, None)?;
+        Ok((pool, self.postgres.acquire_timeout(&address)))
     }
 }
 
@@ -47,7 +49,7 @@ pub struct NativeComponent {
     key_value: Option<TwinStore>,
     databases: Arc<TwinDatabases>,
     /// The pool of the component's own `database_url`, found at start-up.
-    own_pool: Option<(String, PgPool)>,
+    own_pool: Option<(String, (PgPool, Duration))>,
     first_use: FirstUse,
 }
 
@@ -64,7 +66,7 @@ impl NativeComponent {
             Some(Ok(DatabaseUrl::Postgres(url))) => Some((
                 url.to_string(),
                 databases
-                    .postgres_pool(url)
+                    .postgres_pool(id, url)
                     .map_err(anyhow::Error::msg)
                     .with_context(|| format!("component \"{id}\": variable database_url"))?,
             )),
@@ -104,16 +106,21 @@ impl Platform for NativeComponent {
                 None => Err(DbError::Unavailable("sqlite: no default database".into())),
             },
             DatabaseUrl::Postgres(url) => {
-                let pool = match &self.own_pool {
+                let (pool, timeout) = match &self.own_pool {
                     Some((own, pool)) if own == url => pool.clone(),
                     _ => self
                         .databases
-                        .postgres_pool(url)
+                        .postgres_pool(&self.id, url)
                         .map_err(|e| DbError::Unavailable(format!("postgres: {e}")))?,
                 };
-                PostgresDatabase::acquire(&pool)
+                // Any failure to get one means the database is unavailable,
+                // as a component's open reports it.
+                let connection = acquire(&pool, timeout)
                     .await
-                    .map(NativeDatabase::Postgres)
+                    .map_err(|e| DbError::Unavailable(format!("postgres: {e}")))?;
+                Ok(NativeDatabase::Postgres(PostgresDatabase::pooled(
+                    connection,
+                )))
             }
         }
     }

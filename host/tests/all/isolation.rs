@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::fixture_host;
+use crate::support::{app_with, fixture_host, fixture_manifest, start_with_rc};
 
 async fn assert_host_error(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
@@ -129,4 +129,64 @@ async fn a_component_limit_queues_and_sheds_only_that_component() {
             .status(),
         200
     );
+}
+
+/// `max_concurrent_requests_when_alone`: a limited component runs wider
+/// only while no other component's request is admitted. Here `sleeper` (the
+/// fixture again, on `/fixture/sleep/...`) runs one request at a time, two
+/// while alone.
+#[tokio::test]
+async fn a_component_runs_wider_only_while_alone() {
+    let mut manifest = fixture_manifest("");
+    manifest.push_str(
+        "[[trigger.http]]\nroute = \"/fixture/sleep/...\"\ncomponent = \"sleeper\"\n\
+         [component.sleeper]\nsource = \"{fixture}\"\n",
+    );
+    let app = app_with(
+        &manifest,
+        "request_timeout_ms = 3000\n[component.sleeper]\nmax_concurrent_requests = 1\n\
+         max_concurrent_requests_when_alone = 2\nqueue_timeout_ms = 10000\n",
+    );
+    let host = start_with_rc(&app, &[]);
+    let client = host.client();
+    let sleeps = |n: usize| {
+        let requests: Vec<_> = (0..n)
+            .map(|_| client.get(host.url("/fixture/sleep/600")).send())
+            .collect();
+        async move {
+            let started = Instant::now();
+            for response in futures::future::join_all(requests).await {
+                assert_eq!(response.unwrap().status(), 200);
+            }
+            started.elapsed()
+        }
+    };
+    let two_alone = sleeps(2).await;
+    assert!(
+        two_alone < Duration::from_millis(1100),
+        "two at once: {two_alone:?}"
+    );
+    let three_alone = sleeps(3).await;
+    assert!(
+        three_alone >= Duration::from_millis(1200),
+        "never three: {three_alone:?}"
+    );
+
+    // Another component's request in flight (a body that trickles until the
+    // deadline cuts it): one at a time.
+    let trickle = tokio::spawn(
+        client
+            .get(host.url("/fixture/trickle"))
+            .send()
+            .await
+            .unwrap()
+            .bytes(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let two_beside = sleeps(2).await;
+    assert!(
+        two_beside >= Duration::from_millis(1200),
+        "one at a time: {two_beside:?}"
+    );
+    assert!(trickle.await.unwrap().is_err(), "cut at the deadline");
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::services::{PrivatePostgres, TestDatabase};
-use crate::support::{AppDir, Host, fixture_with, post_json};
+use crate::support::{
+    AppDir, Host, app_with, chaining_manifest, fixture_with, post_json, start_with_rc,
+};
 
 fn start(allowed: &str, runtime_extra: &str) -> (AppDir, Host) {
     fixture_with(
@@ -452,6 +454,115 @@ async fn connections_are_pooled_reset_and_bounded() {
     assert!(pids.len() <= 4, "{} server connections used", pids.len());
     assert!(peak <= 4, "{peak} server connections seen");
     assert!(db.connections() <= 4);
+}
+
+/// A released connection goes straight back to its pool after plain
+/// statements (its last statement is still the guest's: no reset, no ping),
+/// and is reset first after anything that may have changed the session.
+#[tokio::test]
+async fn only_a_changed_session_is_reset_on_release() {
+    let db = TestDatabase::create();
+    let (_app, host) = start("\"postgres://127.0.0.1:5432\"", "");
+    let pid = |body: &Value| body["rows"][0][0]["int32"].as_i64().unwrap();
+    let last_statement = |pid: i64| {
+        db.sql(&format!(
+            "SELECT query FROM pg_stat_activity WHERE pid = {pid}"
+        ))
+    };
+    let is_reset =
+        |statement: &str| statement.starts_with("SET client_min_messages = error; ROLLBACK;");
+
+    let plain = pid(&query(&host, &db, "SELECT pg_backend_pid()", json!([])).await);
+    assert_eq!(last_statement(plain), "SELECT pg_backend_pid()");
+    let write = "INSERT INTO scratch SELECT pg_backend_pid()";
+    db.sql("CREATE TABLE scratch (pid int)");
+    let (status, body) = pg(
+        &host,
+        json!({ "address": db.url(), "op": "execute", "sql": write }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let writer: i64 = db.sql("SELECT pid FROM scratch").parse().unwrap();
+    assert_eq!(writer, plain, "sequential requests share the connection");
+    assert_eq!(last_statement(plain), write);
+
+    for changes in [
+        "SELECT pg_backend_pid(), set_config('application_name', 'dirty', false)",
+        "SELECT pg_backend_pid(), pg_advisory_lock(42)",
+    ] {
+        let used = pid(&query(&host, &db, changes, json!([])).await);
+        assert_eq!(used, plain);
+        let last = last_statement(used);
+        assert!(is_reset(&last), "{changes}: then {last}");
+    }
+    for changes in ["SET search_path = nowhere", "BEGIN"] {
+        let (status, body) = pg(
+            &host,
+            json!({ "address": db.url(), "op": "execute", "sql": changes }),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let last = last_statement(plain);
+        assert!(is_reset(&last), "{changes}: then {last}");
+        let state = db.sql(&format!(
+            "SELECT state FROM pg_stat_activity WHERE pid = {plain}"
+        ));
+        assert_eq!(state, "idle", "{changes}: no transaction left open");
+        let after = query(
+            &host,
+            &db,
+            "SELECT pg_backend_pid(), current_setting('search_path')",
+            json!([]),
+        )
+        .await;
+        assert_eq!(pid(&after), plain);
+        assert_eq!(
+            after["rows"][0][1],
+            json!({ "str": "\"$user\", public" }),
+            "{after}"
+        );
+    }
+}
+
+/// Two components on one address never get each other's server
+/// connections: the pools are per component, so one cannot see session
+/// state another left (nor, on a plain release, would it be reset).
+#[tokio::test]
+async fn components_never_share_a_server_connection() {
+    let db = TestDatabase::create();
+    let mut manifest =
+        chaining_manifest("\"postgres://127.0.0.1:5432\", \"http://internal.spin.internal\"");
+    manifest.push_str("allowed_outbound_hosts = [\"postgres://127.0.0.1:5432\"]\n");
+    let app = app_with(&manifest, "");
+    let host = start_with_rc(&app, &[]);
+    let pid = |body: &Value| body["rows"][0][0]["int32"].as_i64().unwrap();
+    let (mut outer, mut inner) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
+    for _ in 0..10 {
+        outer.insert(pid(&query(
+            &host,
+            &db,
+            "SELECT pg_backend_pid()",
+            json!([]),
+        )
+        .await));
+        let url = format!(
+            "http://internal.spin.internal/fixture/pg-pid/5432/{}",
+            db.name
+        );
+        let (status, body) = post_json(&host, "/fixture/http", &json!({ "url": url })).await;
+        assert_eq!(
+            (status, body["status"].as_u64()),
+            (200, Some(200)),
+            "{body}"
+        );
+        let answer: Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
+        inner.insert(pid(&answer));
+    }
+    assert!(outer.is_disjoint(&inner), "shared: {outer:?} and {inner:?}");
+    assert_eq!((outer.len(), inner.len()), (1, 1), "each reuses its own");
 }
 
 #[tokio::test]

@@ -13,16 +13,16 @@
 //! twin's benchmark backend.
 //!
 //! A server takes one connection per request: [`SqlitePool`] (idle
-//! connections of one file) and [`PostgresDatabase::acquire`] (from a sqlx
-//! `PgPool`), since the statements of one request are one connection's
-//! (a `BEGIN` … `COMMIT` must not interleave with another request's).
+//! connections of one file) and [`PostgresDatabase::pooled`] (a connection
+//! from the caller's pool), since the statements of one request are one
+//! connection's (a `BEGIN` … `COMMIT` must not interleave with another
+//! request's).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgArguments, PgConnection, PgPool};
+use sqlx::postgres::{PgArguments, PgConnection};
 use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 
 use super::{Database, DbError, Dialect, Value};
@@ -277,7 +277,7 @@ pub struct PostgresDatabase(tokio::sync::Mutex<PgHandle>);
 
 enum PgHandle {
     Own(PgConnection),
-    Pooled(PoolConnection<sqlx::Postgres>),
+    Pooled(Box<dyn std::ops::DerefMut<Target = PgConnection> + Send>),
 }
 
 impl PgHandle {
@@ -297,13 +297,14 @@ impl PostgresDatabase {
             .map_err(|e| DbError::Unavailable(format!("postgres: {e}")))
     }
 
-    /// A connection from `pool`, for one request; any failure to get one
-    /// means the database is unavailable (as a component's open reports it).
-    pub async fn acquire(pool: &PgPool) -> Result<Self, DbError> {
-        pool.acquire()
-            .await
-            .map(|c| Self(tokio::sync::Mutex::new(PgHandle::Pooled(c))))
-            .map_err(|e| DbError::Unavailable(format!("postgres: {e}")))
+    /// A connection taken from a pool for one request (the pool's guard,
+    /// which gives it back when dropped).
+    pub fn pooled(
+        connection: impl std::ops::DerefMut<Target = PgConnection> + Send + 'static,
+    ) -> Self {
+        Self(tokio::sync::Mutex::new(PgHandle::Pooled(Box::new(
+            connection,
+        ))))
     }
 }
 

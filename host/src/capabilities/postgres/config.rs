@@ -3,8 +3,8 @@ use std::time::Duration;
 /// How the Postgres pools are sized and timed.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
-    /// Server connections per address. From the runtime config's
-    /// `[outbound_pg] max_connections`; default 16.
+    /// Server connections per pool (one pool per component and address).
+    /// From the runtime config's `[outbound_pg] max_connections`; default 16.
     pub max_connections: u32,
     /// How long an open waits for a connection (including connecting) before
     /// the guest gets `connection-failed`. Default 5 s.
@@ -13,7 +13,7 @@ pub struct PostgresConfig {
     pub idle_timeout: Duration,
     /// Connections are replaced after this long. Default 30 min.
     pub max_lifetime: Duration,
-    /// Distinct addresses (pools) an app may use. Default 16.
+    /// Pools (component and address pairs) an app may use. Default 16.
     pub max_pools: usize,
     /// Result bytes buffered on the host for one `query`. Default 128 MiB (as Spin).
     pub max_result_bytes: usize,

@@ -3,8 +3,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::TryStreamExt;
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgArguments, PgDatabaseError};
+use sqlx::postgres::{PgArguments, PgConnection, PgDatabaseError};
 use sqlx::{Either, Executor, Statement};
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 use wasmtime::StoreContextMut;
@@ -14,19 +13,96 @@ use wasmtime::component::{
 };
 
 use super::address::parse_address;
-use super::state::{PostgresState, RESET_SESSION};
+use super::session::{Release, SessionEffect, SessionState};
+use super::state::{self, PooledPg, PostgresState, RESET_SESSION};
 use super::types;
 use crate::capabilities::allowed_hosts::AllowedHosts;
 use crate::spin_bindings::spin::postgres::postgres::{
     self, Column, DbError, Error, ParameterValue, QueryError, Row, RowSet,
 };
 
-type Connection = Arc<Mutex<PoolConnection<sqlx::Postgres>>>;
+type Connection = Arc<Mutex<Leased>>;
 
 /// A connection the guest opened: a pooled connection held until the guest
-/// drops it (then reset and returned to the pool).
+/// drops it, then back to its pool (reset first if it needs it).
 pub struct OpenPgConnection {
     connection: Connection,
+}
+
+/// A pooled connection and what the guest's statements did to its session.
+pub struct Leased {
+    /// `None` once released.
+    pooled: Option<PooledPg>,
+    session: SessionState,
+}
+
+impl Leased {
+    /// The connection, unless it was released (then every use fails).
+    fn connection(&mut self) -> Option<&mut PgConnection> {
+        self.pooled.as_deref_mut()
+    }
+
+    /// Runs one statement's work on the connection, keeping track of its
+    /// effect on the session (an abandoned `work` leaves it lost).
+    async fn run<R>(
+        &mut self,
+        statement: &str,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let effect = self.session.starting(statement);
+        let outcome = match self.connection() {
+            Some(connection) => work(connection).await,
+            None => Err(released()),
+        };
+        self.finished(effect, outcome.as_ref().err());
+        outcome
+    }
+
+    fn finished(&mut self, effect: SessionEffect, error: Option<&Error>) {
+        let connection_failed = matches!(error, Some(Error::ConnectionFailed(_)));
+        self.session
+            .finished(effect, error.is_none(), connection_failed);
+    }
+
+    /// Back to the pool, after a reset if the session may have changed; a
+    /// connection in an unknown state is closed instead.
+    async fn release(&mut self) {
+        let Some(mut pooled) = self.pooled.take() else {
+            return;
+        };
+        match self.session.on_release() {
+            Release::AsIs => drop(pooled),
+            Release::ResetFirst => {
+                if (&mut *pooled)
+                    .execute(sqlx::raw_sql(RESET_SESSION))
+                    .await
+                    .is_ok()
+                {
+                    drop(pooled);
+                } else {
+                    state::discard(pooled);
+                }
+            }
+            Release::Close => state::discard(pooled),
+        }
+    }
+}
+
+fn released() -> Error {
+    Error::ConnectionFailed("the connection was released".into())
+}
+
+impl Drop for Leased {
+    /// Dropped without a release (the instance was torn down): back to the
+    /// pool only if nothing needs undoing, since a reset cannot run here.
+    fn drop(&mut self) {
+        if let Some(pooled) = self.pooled.take() {
+            match self.session.on_release() {
+                Release::AsIs => drop(pooled),
+                Release::ResetFirst | Release::Close => state::discard(pooled),
+            }
+        }
+    }
 }
 
 /// A `connection-builder`: an address and an optional CA root.
@@ -81,37 +157,27 @@ async fn open(
     }
     let pool = grant
         .state
-        .pool(&parsed, &address, ca_root.as_deref())
+        .pool(&grant.component, &parsed, &address, ca_root.as_deref())
         .map_err(Error::ConnectionFailed)?;
     let waiting = std::time::Instant::now();
-    let connection = pool
-        .acquire()
+    let pooled = state::acquire(&pool, grant.state.acquire_timeout(&parsed))
         .await
-        .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+        .map_err(Error::ConnectionFailed)?;
     crate::metrics::Metrics::global()
         .postgres_pool_acquire
         .observe(waiting.elapsed().as_secs_f64());
     Ok(OpenPgConnection {
-        connection: Arc::new(Mutex::new(connection)),
+        connection: Arc::new(Mutex::new(Leased {
+            pooled: Some(pooled),
+            session: SessionState::default(),
+        })),
     })
 }
 
-/// Resets the session and returns the connection to its pool before the
-/// guest's drop completes, so the next open reuses it. (Left to sqlx, the
-/// return would run in a background task, and a request arriving meanwhile
-/// would open a second connection.) A connection that cannot be reset is
-/// closed instead.
+/// Returns the connection to its pool before the guest's drop completes,
+/// so the next open reuses it.
 async fn release(connection: Connection) {
-    let mut connection = connection.lock_owned().await;
-    if (&mut **connection)
-        .execute(sqlx::raw_sql(RESET_SESSION))
-        .await
-        .is_ok()
-    {
-        connection.return_to_pool().await;
-    } else {
-        connection.close_on_drop();
-    }
+    connection.lock_owned().await.release().await;
 }
 
 /// Maps a sqlx error to the WIT's: the server's errors keep their fields.
@@ -147,6 +213,7 @@ fn query_error(error: sqlx::Error) -> Error {
         },
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => Error::ConnectionFailed(error.to_string()),
@@ -181,11 +248,11 @@ impl StartError {
 /// Prepares the statement (cached per connection) and binds the parameters
 /// as the types the server expects.
 async fn prepare(
-    connection: &mut PoolConnection<sqlx::Postgres>,
+    connection: &mut PgConnection,
     statement: &str,
     params: Vec<ParameterValue>,
 ) -> Result<(Vec<Column>, PgArguments), StartError> {
-    let prepared = (&mut **connection)
+    let prepared = connection
         .prepare(statement)
         .await
         .map_err(|e| StartError::Query(query_error(e)))?;
@@ -214,24 +281,28 @@ async fn query_all(
     params: Vec<ParameterValue>,
     limit: usize,
 ) -> Result<RowSet, Error> {
-    let mut connection = connection.lock().await;
-    let (columns, arguments) = prepare(&mut connection, &statement, params)
+    let mut leased = connection.lock().await;
+    leased
+        .run(&statement, async |connection| {
+            let (columns, arguments) = prepare(connection, &statement, params)
+                .await
+                .map_err(StartError::for_query)?;
+            let mut rows = Vec::new();
+            let mut size = 0;
+            let mut stream = sqlx::query_with(&statement, arguments).fetch(connection);
+            while let Some(row) = stream.try_next().await.map_err(query_error)? {
+                let row = types::row(&row).map_err(query_error)?;
+                size += types::row_size(&row);
+                if size > limit {
+                    return Err(Error::QueryFailed(QueryError::Text(format!(
+                        "query result exceeds limit of {limit} bytes"
+                    ))));
+                }
+                rows.push(row);
+            }
+            Ok(RowSet { columns, rows })
+        })
         .await
-        .map_err(StartError::for_query)?;
-    let mut rows = Vec::new();
-    let mut size = 0;
-    let mut stream = sqlx::query_with(&statement, arguments).fetch(&mut **connection);
-    while let Some(row) = stream.try_next().await.map_err(query_error)? {
-        let row = types::row(&row).map_err(query_error)?;
-        size += types::row_size(&row);
-        if size > limit {
-            return Err(Error::QueryFailed(QueryError::Text(format!(
-                "query result exceeds limit of {limit} bytes"
-            ))));
-        }
-        rows.push(row);
-    }
-    Ok(RowSet { columns, rows })
 }
 
 async fn execute(
@@ -239,15 +310,19 @@ async fn execute(
     statement: String,
     params: Vec<ParameterValue>,
 ) -> Result<u64, Error> {
-    let mut connection = connection.lock().await;
-    let (_, arguments) = prepare(&mut connection, &statement, params)
+    let mut leased = connection.lock().await;
+    leased
+        .run(&statement, async |connection| {
+            let (_, arguments) = prepare(connection, &statement, params)
+                .await
+                .map_err(StartError::for_execute)?;
+            sqlx::query_with(&statement, arguments)
+                .execute(connection)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(query_error)
+        })
         .await
-        .map_err(StartError::for_execute)?;
-    sqlx::query_with(&statement, arguments)
-        .execute(&mut **connection)
-        .await
-        .map(|done| done.rows_affected())
-        .map_err(query_error)
 }
 
 /// Starts a query whose rows flow to the guest as they arrive: a task reads
@@ -265,15 +340,28 @@ async fn query_streaming(
     ),
     Error,
 > {
-    let mut guard: OwnedMutexGuard<PoolConnection<sqlx::Postgres>> = connection.lock_owned().await;
-    let (columns, arguments) = prepare(&mut guard, &statement, params)
-        .await
-        .map_err(StartError::for_query)?;
+    let mut leased: OwnedMutexGuard<Leased> = connection.lock_owned().await;
+    // Tracked by hand: the statement outlives this call, in the task below.
+    let effect = leased.session.starting(&statement);
+    let prepared = match leased.connection() {
+        Some(connection) => prepare(connection, &statement, params)
+            .await
+            .map_err(StartError::for_query),
+        None => Err(released()),
+    };
+    let (columns, arguments) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            leased.finished(effect, Some(&error));
+            return Err(error);
+        }
+    };
     let (rows_tx, rows_rx) = mpsc::channel(16);
     let (done_tx, done_rx) = oneshot::channel();
     tokio::spawn(async move {
         let outcome = async {
-            let mut stream = sqlx::query_with(&statement, arguments).fetch(&mut **guard);
+            let connection = leased.connection().ok_or_else(released)?;
+            let mut stream = sqlx::query_with(&statement, arguments).fetch(connection);
             while let Some(row) = stream.try_next().await.map_err(query_error)? {
                 let row = types::row(&row).map_err(query_error)?;
                 if types::row_size(&row) > limit {
@@ -282,13 +370,15 @@ async fn query_streaming(
                     ))));
                 }
                 if rows_tx.send(row).await.is_err() {
-                    // The guest dropped the stream: stop reading.
+                    // The guest dropped the stream: stop reading (sqlx
+                    // drains the rest before the connection's next use).
                     break;
                 }
             }
             Ok(())
         }
         .await;
+        leased.finished(effect, outcome.as_ref().err());
         let _ = done_tx.send(outcome);
     });
     Ok((columns, RowChannel(rows_rx), done_rx))

@@ -1,5 +1,7 @@
-//! `spin:postgres/postgres@4.2.0`: one sqlx `PgPool` per connection address
-//! (and CA root), built on first use and shared by every instance; the address
+//! `spin:postgres/postgres@4.2.0`: a pool of sqlx connections per component
+//! and connection address (and CA root), built on first use and shared by
+//! every instance of the component; a session reset only when a guest's
+//! statements may have changed the session (see `session`); the address
 //! checked against the component's `allowed_outbound_hosts` on every open;
 //! every WIT parameter and column type mapped both ways; rows streamed to the
 //! guest for `query-async`.
@@ -8,12 +10,13 @@ pub mod address;
 mod config;
 mod host;
 mod numeric;
+mod session;
 mod state;
 mod types;
 
 pub use config::PostgresConfig;
 pub use host::{OpenPgConnection, PgConnectionBuilder, Postgres, PostgresGrant, PostgresView};
-pub use state::{PoolGauge, PostgresState};
+pub use state::{PgPool, PoolGauge, PostgresState, acquire};
 
 use std::sync::Arc;
 
