@@ -597,15 +597,17 @@ impl HandlerState for ComponentInstances {
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.series.instantiations.inc();
         self.series.live.inc();
+        let bodies = Arc::new(OpenBodies::default());
         Ok(Instance {
             store,
             proxy,
             view: <StoreData as WasiHttpView>::http,
-            expiration: InstanceExpiration::new(self.limits),
+            expiration: InstanceExpiration::new(self.limits, bodies.clone()),
             state: InstanceWorker {
                 series: self.series.clone(),
                 limits: self.limits,
                 served: AtomicUsize::new(0),
+                bodies,
             },
         })
     }
@@ -617,6 +619,33 @@ pub struct InstanceWorker {
     limits: InstanceLimits,
     /// Requests started on this instance, for the reuse metric.
     served: AtomicUsize,
+    /// Its responses still being sent.
+    bodies: Arc<OpenBodies>,
+}
+
+/// Responses of one instance whose bodies are still being sent. The guest
+/// writes a body after it has returned the response, so wasmtime-wasi-http
+/// counts the request done while its body streams; a fault of another
+/// request on the instance meanwhile would cut that body. An instance takes
+/// a new request only while fewer than `max_concurrent_reuse` of its
+/// requests are running or still sending.
+#[derive(Default)]
+pub struct OpenBodies {
+    count: AtomicUsize,
+    /// The instance's worker, woken when a body is done so that it takes
+    /// requests again.
+    worker: futures::task::AtomicWaker,
+}
+
+/// One response body of an instance in flight; dropped when the body is
+/// done (sent, failed or abandoned).
+pub struct BodyInFlight(Arc<OpenBodies>);
+
+impl Drop for BodyInFlight {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.worker.wake();
+    }
 }
 
 /// When one request must have its response: set once at the edge (or by the
@@ -641,6 +670,9 @@ impl Deadline {
 pub struct RequestStart {
     pub deadline: Deadline,
     pub context: RequestContext,
+    /// Gets the response body's place on the instance, for the caller to
+    /// hold until the body is done.
+    pub body: tokio::sync::oneshot::Sender<BodyInFlight>,
 }
 
 impl WorkerState for InstanceWorker {
@@ -648,9 +680,12 @@ impl WorkerState for InstanceWorker {
     type RequestData = RequestStart;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        // `concurrent` counts requests until their response is returned;
+        // the bodies count them until the body is sent.
+        let in_flight = concurrent.max(self.bodies.count.load(Ordering::Acquire));
         if total >= self.limits.max_reuse {
             ShouldAccept::Never
-        } else if concurrent >= self.limits.max_concurrent_reuse {
+        } else if in_flight >= self.limits.max_concurrent_reuse {
             ShouldAccept::No
         } else {
             ShouldAccept::Yes
@@ -669,6 +704,9 @@ impl WorkerState for InstanceWorker {
         // In flight on this instance until the request is done (when the
         // handler drops this future).
         let in_flight = store.data().instance.start(request.context);
+        self.bodies.count.fetch_add(1, Ordering::AcqRel);
+        // Dropped at once (and uncounted) if the caller has gone.
+        let _ = request.body.send(BodyInFlight(self.bodies.clone()));
         let deadline = request.deadline.0;
         Box::pin(async move {
             let _in_flight = in_flight;
@@ -690,14 +728,16 @@ pub struct InstanceExpiration {
     limits: InstanceLimits,
     timer: Pin<Box<tokio::time::Sleep>>,
     deadline: Option<Instant>,
+    bodies: Arc<OpenBodies>,
 }
 
 impl InstanceExpiration {
-    fn new(limits: InstanceLimits) -> Self {
+    fn new(limits: InstanceLimits, bodies: Arc<OpenBodies>) -> Self {
         Self {
             limits,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             deadline: None,
+            bodies,
         }
     }
 }
@@ -709,6 +749,9 @@ impl WorkerExpiration for InstanceExpiration {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
+        // Polled by the worker's own task: a body done wakes it, and it asks
+        // `should_accept_request` again.
+        self.bodies.worker.register(cx.waker());
         let allowed = match status {
             WorkerStatus::Idle => self.limits.idle_timeout,
             WorkerStatus::Requests | WorkerStatus::PostReturn => self.limits.request_timeout,

@@ -653,15 +653,24 @@ async fn call(
         )),
         _ => None,
     };
+    let (body_tx, mut body_rx) = tokio::sync::oneshot::channel();
     let start = RequestStart {
         deadline,
         context: RequestContext {
             request_id,
             trace: component_trace.clone(),
         },
+        body: body_tx,
     };
     let result = component.handler.handle(start, request).await;
-    let result = result.map_err(|error| classify(component, deadline, timeout, error.into()));
+    let result = match result {
+        // The body keeps its place on the instance until it is done.
+        Ok(response) => Ok(match body_rx.try_recv() {
+            Ok(in_flight) => response.map(|body| WithGuard(body, in_flight).boxed_unsync()),
+            Err(_) => response,
+        }),
+        Err(error) => Err(classify(component, deadline, timeout, error.into())),
+    };
     if let Some(trace) = &component_trace {
         let kind = match &result {
             Err(HostError::Timeout(_)) => Some("deadline"),
@@ -764,6 +773,34 @@ impl ServiceChaining for ServerState {
             }
             Ok(response)
         })))
+    }
+}
+
+/// A body and something held as long as it lives (the body's place on its
+/// instance, see `app::OpenBodies`).
+struct WithGuard<B, G>(B, G);
+
+impl<B, G> http_body::Body for WithGuard<B, G>
+where
+    B: http_body::Body + Unpin,
+    G: Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
     }
 }
 

@@ -148,7 +148,7 @@ fn the_repository_app_from_routes_to_backends() {
     );
     for expected in [
         edge("/health", "health"),
-        edge("/auth/...", "auth\n(at most 1 at once)"),
+        edge("/auth/...", "auth\n(at most 1 at once, 2 when alone)"),
         edge("/items/...", "items"),
         edge("/users/...", "users"),
         edge("/...", "fallback"),

@@ -40,6 +40,10 @@ const RUN_HERE: &[(&str, &str)] = &[
     ("auth/token", "the_auth_flow_with_curl"),
     ("bench/run.sh 5 3 16", "the_twin_bench_runs"),
     (
+        "cargo bench --bench request_path",
+        "the_request_path_and_cold_start_benches_run",
+    ),
+    (
         "npm --prefix frontend run dev",
         "the_vite_dev_server_serves_the_dashboard",
     ),
@@ -581,6 +585,33 @@ fn the_twin_bench_runs() {
             .find(|l| l.starts_with(row))
             .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
         assert!(line.ends_with("| 0 |"), "errors in {line}\n{stdout}");
+    }
+}
+
+/// Both briefly: criterion for a second a case, one cold-start run of each
+/// kind (with the test's `nexa`).
+#[test]
+fn the_request_path_and_cold_start_benches_run() {
+    component("health");
+    let work = tempfile::tempdir().unwrap();
+    let script = Script::new("cargo bench --bench request_path", work.path())
+        .substitute(
+            "cargo bench --bench request_path",
+            "cargo bench --bench request_path -- --warm-up-time 0.5 --measurement-time 1 --noplot",
+        )
+        .substitute("--runs 5", "--runs 1");
+    let (output, _group) = script.run();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for case in ["instance reuse on", "instance reuse off"] {
+        assert!(
+            stdout.contains(&format!("GET /fixture/ok in process/{case}")),
+            "{stdout}"
+        );
+    }
+    for row in ["| warm |", "| cold |"] {
+        assert!(stdout.lines().any(|l| l.starts_with(row)), "{stdout}");
     }
 }
 
