@@ -91,7 +91,8 @@ pub struct ComponentLimits {
     /// Requests this component handles at once; more wait for a slot.
     pub max_concurrent_requests: NonZeroUsize,
     /// Requests it may handle at once while no other component's request
-    /// is admitted (e.g. logins on every core of an otherwise idle host); at
+    /// is admitted nor was in the last 50 ms (e.g. logins on every core of
+    /// an otherwise idle host); at
     /// least `max_concurrent_requests`. Default: `max_concurrent_requests`.
     pub max_concurrent_requests_when_alone: Option<NonZeroUsize>,
     /// How long a request waits for one of this component's slots before 503.

@@ -4,25 +4,37 @@
 //!
 //! A CPU-heavy component (bcrypt logins) is held to `max_concurrent_requests`
 //! so that it cannot take every core from other routes; with
-//! `max_concurrent_requests_when_alone` it may run more at once whenever no
-//! other component's request is admitted, e.g. logins on both cores of an
-//! otherwise idle host. A request that took such an extra slot keeps it to
-//! the end; requests arriving for other components then share the cores
-//! with it (running guests yield at every epoch tick).
+//! `max_concurrent_requests_when_alone` it may run more at once while no
+//! other component's request is admitted nor has been for [`QUIET`], e.g.
+//! logins on both cores of an otherwise idle host. (Without the quiet
+//! period, the gaps between a busy client's requests looked idle, and a
+//! request arriving meanwhile waited about one password hash.) A request
+//! that took such an extra slot keeps it to the end; requests arriving for
+//! other components then share the cores with it (running guests yield at
+//! every epoch tick).
 
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::config::host::ComponentLimits;
+
+/// How long no other component's request must have been admitted before a
+/// component counts as alone.
+pub const QUIET: Duration = Duration::from_millis(50);
 
 /// The app-wide slots (`max_concurrent_requests`).
 pub struct AppSlots {
     semaphore: Arc<Semaphore>,
     size: usize,
+    /// The clock of the components' quiet periods.
+    since: Instant,
+    /// Requests admitted so far.
+    admissions: AtomicU64,
 }
 
 /// A request's place under the app-wide limit.
@@ -37,12 +49,20 @@ impl AppSlots {
         Self {
             semaphore: Arc::new(Semaphore::new(size)),
             size,
+            since: Instant::now(),
+            admissions: AtomicU64::new(0),
         }
     }
 
     /// Waits up to `wait` for a slot.
     pub async fn acquire(&self, wait: Duration) -> Result<AppPermit, Overloaded> {
-        within(wait, self.semaphore.clone().acquire_owned()).await
+        let permit = within(wait, self.semaphore.clone().acquire_owned()).await?;
+        self.admissions.fetch_add(1, Ordering::AcqRel);
+        Ok(permit)
+    }
+
+    fn now_us(&self) -> u64 {
+        self.since.elapsed().as_micros() as u64
     }
 
     /// Requests holding an app-wide slot now.
@@ -62,6 +82,13 @@ pub struct ComponentSlots {
     /// This component's requests holding an app-wide slot (waiting or
     /// running): when it is every admitted request, the component is alone.
     admitted: AtomicUsize,
+    /// This component's requests admitted so far; the app's admissions
+    /// beyond them are other components' (as counted at the last check).
+    own_admissions: AtomicU64,
+    others_at_last_check: AtomicU64,
+    /// When another component's request was last seen (µs on the app's
+    /// clock): in flight at a check, or admitted since the one before.
+    others_seen_us: AtomicU64,
     /// How long a request waits for a slot before it is shed.
     pub wait: Duration,
 }
@@ -121,6 +148,9 @@ impl ComponentSlots {
             extra,
             extra_freed: Notify::new(),
             admitted: AtomicUsize::new(0),
+            own_admissions: AtomicU64::new(0),
+            others_at_last_check: AtomicU64::new(0),
+            others_seen_us: AtomicU64::new(0),
             wait: limits
                 .queue_timeout_ms
                 .map(Duration::from_millis)
@@ -133,6 +163,7 @@ impl ComponentSlots {
     /// request is this component's; waits up to `wait`.
     pub async fn acquire(self: &Arc<Self>, app: &AppSlots) -> Result<ComponentPermit, Overloaded> {
         let admission = Admission::new(self);
+        self.own_admissions.fetch_add(1, Ordering::AcqRel);
         let (permit, extra) = within(self.wait, self.take(app)).await?;
         Ok(ComponentPermit {
             permit: Some(permit),
@@ -166,9 +197,22 @@ impl ComponentSlots {
         }
     }
 
-    /// Whether every request holding an app-wide slot is this component's.
+    /// Whether every request holding an app-wide slot is this component's,
+    /// and no other component's has been seen for [`QUIET`]. Checks happen
+    /// when a request of this component arrives or an extra slot frees, so
+    /// an admission between two checks counts as seen at the later one.
     fn alone(&self, app: &AppSlots) -> bool {
-        app.admitted() <= self.admitted.load(Ordering::Acquire)
+        let now = app.now_us();
+        let others = app
+            .admissions
+            .load(Ordering::Acquire)
+            .saturating_sub(self.own_admissions.load(Ordering::Acquire));
+        let before = self.others_at_last_check.swap(others, Ordering::AcqRel);
+        if others != before || app.admitted() > self.admitted.load(Ordering::Acquire) {
+            self.others_seen_us.fetch_max(now, Ordering::AcqRel);
+            return false;
+        }
+        now.saturating_sub(self.others_seen_us.load(Ordering::Acquire)) >= QUIET.as_micros() as u64
     }
 }
 
@@ -207,10 +251,16 @@ mod tests {
         Ok((permit, slots.acquire(app).await?))
     }
 
+    /// Past the quiet period since the app started.
+    async fn quiet() {
+        tokio::time::sleep(QUIET + Duration::from_millis(10)).await;
+    }
+
     #[tokio::test]
     async fn alone_a_component_takes_its_extra_slots_and_no_more() {
         let app = AppSlots::new(16);
         let slots = ComponentSlots::new(&limits(1, Some(2)), Duration::ZERO);
+        quiet().await;
         let first = admit(&app, &slots).await.unwrap();
         let second = admit(&app, &slots).await.unwrap();
         assert!(!first.1.extra && second.1.extra);
