@@ -90,7 +90,7 @@ pub struct ComponentSlots {
     /// clock): in flight at a check, or admitted since the one before.
     others_seen_us: AtomicU64,
     /// How long a request waits for a slot before it is shed.
-    pub wait: Duration,
+    wait: Duration,
 }
 
 /// A request's place under its component's limit.
