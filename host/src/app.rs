@@ -7,8 +7,10 @@
 //! 3. [`compile_components`] — compile each component (or load it from the
 //!    artifact cache) and check its imports against the Nexa world;
 //! 4. [`crate::store::build_linker`] — link: every capability's host functions;
-//! 5. [`pre_instantiate`] — pre-instantiate each component and wrap it in
-//!    wasmtime-wasi-http's `ProxyHandler`, which pools and reuses instances.
+//! 5. [`pre_instantiate`] — pre-instantiate each component and ready its
+//!    instances: an [`InstancePool`] (one request per instance at a time,
+//!    the default), or wasmtime-wasi-http's `ProxyHandler` when an instance
+//!    serves several at once.
 //!
 //! All of it happens before the socket is bound; nothing here runs per request.
 
@@ -26,8 +28,8 @@ use wasmtime::component::{Component, GuestTaskId, Linker};
 use wasmtime::{CallHook, Engine, Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    HandlerState, Instance, Proxy, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration,
+    WorkerState, WorkerStatus,
 };
 
 use crate::backends::{Backend, backends_of};
@@ -41,6 +43,7 @@ use crate::config::manifest::{LoadedManifest, Manifest};
 use crate::config::runtime::LoadedRuntimeConfig;
 use crate::edge::slots::ComponentSlots;
 use crate::engine::{ArtifactCache, ComponentSource, EPOCH_TICK, build_engine};
+use crate::instances::{InstancePool, LiveInstance};
 use crate::metrics::InstanceSeries;
 use crate::progress::{Lines, Progress};
 use crate::routes::RouteTable;
@@ -177,7 +180,7 @@ pub struct LoadedComponent {
     /// How it was readied (its id, grants and limits; a swap readies the
     /// next version from the same plan).
     pub plan: ComponentPlan,
-    pub handler: ProxyHandler<ComponentInstances>,
+    pub instances: Instances,
     /// The `.wasm` it was loaded from.
     pub source: ComponentSource,
     pub loaded_at: std::time::SystemTime,
@@ -205,11 +208,8 @@ impl LoadedComponent {
     /// Makes one instance and drops it: a component that traps while it
     /// starts is refused before it serves, not on its first request.
     pub(crate) async fn probe(&self) -> anyhow::Result<()> {
-        let instance = self.handler.state().instantiate().await?;
+        let instance = self.instances.factory().instantiate_live().await?;
         drop(instance);
-        // That instance never went through a worker, whose end counts the
-        // live-instance gauge down.
-        self.series.live.dec();
         Ok(())
     }
 }
@@ -517,8 +517,13 @@ pub fn pre_instantiate(
         limits,
         series: series.clone(),
     };
+    let instances = if limits.max_concurrent_reuse == 1 {
+        Instances::Pooled(InstancePool::new(instances))
+    } else {
+        Instances::Shared(ProxyHandler::new(instances))
+    };
     Ok(LoadedComponent {
-        handler: ProxyHandler::new(instances),
+        instances,
         plan,
         source,
         loaded_at: std::time::SystemTime::now(),
@@ -549,9 +554,42 @@ impl From<&HostConfig> for InstanceLimits {
     }
 }
 
-/// Makes instances of one component for `ProxyHandler`, which reuses each
-/// for up to `max_reuse` requests (`max_concurrent_reuse` at once) and retires
-/// it after a trap or timeout.
+/// How a component's requests reach its instances.
+pub enum Instances {
+    /// One request at a time per instance (`max_concurrent_reuse` = 1, the
+    /// default), run on the task that asked (see [`crate::instances`]).
+    Pooled(Arc<InstancePool>),
+    /// Several at once per instance: wasmtime-wasi-http's `ProxyHandler`,
+    /// which runs each instance on a worker task of its own.
+    Shared(ProxyHandler<ComponentInstances>),
+}
+
+impl Instances {
+    /// Serves one request; the response body keeps what it needs of the
+    /// instance until it is sent.
+    pub async fn handle(
+        &self,
+        start: RequestStart,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+    ) -> anyhow::Result<http::Response<wasmtime_wasi_http::WasiBody>> {
+        match self {
+            Self::Pooled(pool) => pool.handle(start, request).await,
+            Self::Shared(handler) => Ok(handler.handle(start, request).await?),
+        }
+    }
+
+    /// What makes this component's instances.
+    pub fn factory(&self) -> &ComponentInstances {
+        match self {
+            Self::Pooled(pool) => pool.factory(),
+            Self::Shared(handler) => handler.state(),
+        }
+    }
+}
+
+/// Makes instances of one component: for the pool, or for `ProxyHandler`,
+/// which reuses each for up to `max_reuse` requests (`max_concurrent_reuse`
+/// at once) and retires it after a trap or timeout.
 pub struct ComponentInstances {
     id: Arc<str>,
     engine: Engine,
@@ -562,14 +600,23 @@ pub struct ComponentInstances {
     series: InstanceSeries,
 }
 
-impl HandlerState for ComponentInstances {
-    type StoreData = StoreData;
-    type WorkerExpiration = InstanceExpiration;
-    type WorkerState = InstanceWorker;
+impl ComponentInstances {
+    pub(crate) fn limits(&self) -> &InstanceLimits {
+        &self.limits
+    }
 
-    async fn instantiate(
-        &self,
-    ) -> wasmtime::Result<Instance<StoreData, InstanceExpiration, InstanceWorker>> {
+    pub(crate) fn series(&self) -> &InstanceSeries {
+        &self.series
+    }
+
+    /// A new instance, counted live until dropped.
+    pub async fn instantiate_live(&self) -> wasmtime::Result<LiveInstance> {
+        let (store, proxy) = self.instantiate_store().await?;
+        Ok(LiveInstance::new(store, proxy, self.series.live.clone()))
+    }
+
+    /// A new store and instance (not yet counted live).
+    async fn instantiate_store(&self) -> wasmtime::Result<(Store<StoreData>, Proxy)> {
         let instance = InstanceInfo::new(self.id.clone());
         let data = StoreData::new(
             self.grants.clone(),
@@ -596,6 +643,20 @@ impl HandlerState for ComponentInstances {
         store.epoch_deadline_async_yield_and_update(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.series.instantiations.inc();
+        Ok((store, proxy))
+    }
+}
+
+impl HandlerState for ComponentInstances {
+    type StoreData = StoreData;
+    type WorkerExpiration = InstanceExpiration;
+    type WorkerState = InstanceWorker;
+
+    async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<Instance<StoreData, InstanceExpiration, InstanceWorker>> {
+        let (store, proxy) = self.instantiate_store().await?;
+        // Counted live until the worker ends (`InstanceWorker::drop`).
         self.series.live.inc();
         let bodies = Arc::new(OpenBodies::default());
         Ok(Instance {
@@ -663,6 +724,10 @@ impl Deadline {
 
     pub fn has_passed(&self) -> bool {
         tokio::time::Instant::now() >= self.0
+    }
+
+    pub fn instant(&self) -> tokio::time::Instant {
+        self.0
     }
 }
 

@@ -18,6 +18,7 @@ pub mod contract;
 pub mod edge;
 pub mod engine;
 pub mod health;
+pub mod instances;
 pub mod metrics;
 pub mod progress;
 pub mod reload;

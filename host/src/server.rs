@@ -43,6 +43,7 @@ use crate::edge::listener::{self, ConnectionLimits, ConnectionStats};
 use crate::edge::rate_limit::{Decision, RateLimiter, SubjectVerifier};
 use crate::edge::slots::{AppPermit, AppSlots, ComponentPermit, Overloaded};
 use crate::health::Readiness;
+use crate::instances::{InstantiationFailed, on_own_task};
 use crate::metrics::{Metrics, RequestSeries};
 use crate::reload::{ReloadError, ReloadOutcome};
 use crate::routes::{RouteMatch, header_value, is_spin_header};
@@ -662,14 +663,14 @@ async fn call(
         },
         body: body_tx,
     };
-    let result = component.handler.handle(start, request).await;
+    let result = component.instances.handle(start, request).await;
     let result = match result {
         // The body keeps its place on the instance until it is done.
         Ok(response) => Ok(match body_rx.try_recv() {
             Ok(in_flight) => response.map(|body| WithGuard(body, in_flight).boxed_unsync()),
             Err(_) => response,
         }),
-        Err(error) => Err(classify(component, deadline, timeout, error.into())),
+        Err(error) => Err(classify(component, deadline, timeout, error)),
     };
     if let Some(trace) = &component_trace {
         let kind = match &result {
@@ -706,6 +707,7 @@ fn classify(
     if error
         .downcast_ref::<wasmtime_wasi_http::handler::InstantiationError<RequestStart>>()
         .is_some()
+        || error.is::<InstantiationFailed>()
     {
         return HostError::Unavailable;
     }
@@ -759,20 +761,23 @@ impl ServiceChaining for ServerState {
         let fields = request_fields(&request_id, trace.as_ref());
         let request = http::Request::from_parts(parts, body);
         let id = id.to_string();
-        Some(Box::pin(logs::in_request(fields, async move {
-            let mut response =
-                match call(&component, deadline, timeout, request, trace.as_ref()).await {
-                    Ok(response) => response,
-                    Err(error) => {
-                        error.record(Metrics::global(), &id);
-                        error.into_wasi_response(&request_id)
-                    }
-                };
-            if let Some(trace) = &trace {
-                end_server_span(trace, response.status(), response.headers_mut());
-            }
-            Ok(response)
-        })))
+        Some(Box::pin(on_own_task(logs::in_request(
+            fields,
+            async move {
+                let mut response =
+                    match call(&component, deadline, timeout, request, trace.as_ref()).await {
+                        Ok(response) => response,
+                        Err(error) => {
+                            error.record(Metrics::global(), &id);
+                            error.into_wasi_response(&request_id)
+                        }
+                    };
+                if let Some(trace) = &trace {
+                    end_server_span(trace, response.status(), response.headers_mut());
+                }
+                Ok(response)
+            },
+        ))))
     }
 }
 
