@@ -187,3 +187,50 @@ async fn ten_thousand_item_ids_add_no_series() {
     let series = r#"http_server_requests_total{component="items",method="GET",route="/items/...",status_class="4xx"}"#;
     assert!(sample(&text, series).unwrap() >= 10_000.0, "{text}");
 }
+
+/// One request at a time, back to back, reuses one instance, also after a
+/// streamed body (the instance goes back to the pool once its guest is
+/// done); idle instances are dropped after `idle_instance_timeout_ms`.
+#[tokio::test]
+async fn instances_are_reused_after_their_bodies_and_dropped_when_idle() {
+    let (_app, host) = fixture_host("idle_instance_timeout_ms = 300\n");
+    let client = host.client();
+    for i in 0..40 {
+        let path = if i % 8 == 0 {
+            "/fixture/big/1"
+        } else {
+            "/fixture/ok"
+        };
+        let response = client.get(host.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body = response.bytes().await.unwrap();
+        if path == "/fixture/big/1" {
+            assert_eq!(body.len(), 1 << 20);
+        }
+    }
+    let text = scrape(&host).await;
+    let instantiations = sample(
+        &text,
+        r#"component_instantiations_total{component="fixture"}"#,
+    )
+    .unwrap_or_else(|| panic!("{text}"));
+    let reuses = sample(
+        &text,
+        r#"component_instance_reuses_total{component="fixture"}"#,
+    )
+    .unwrap_or_else(|| panic!("{text}"));
+    // The start-up probe makes one; the 40 requests need one more, or two
+    // when a request arrives before the previous guest has quite finished.
+    assert!(instantiations <= 4.0, "{instantiations} instantiations");
+    assert!(reuses >= 36.0, "{reuses} reuses");
+    let live = r#"component_live_instances{component="fixture"}"#;
+    assert!(sample(&text, live).unwrap() >= 1.0, "{text}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let text = scrape(&host).await;
+    assert_eq!(
+        sample(&text, live),
+        Some(0.0),
+        "idle instances dropped: {text}"
+    );
+}
