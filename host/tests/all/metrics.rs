@@ -234,3 +234,38 @@ async fn instances_are_reused_after_their_bodies_and_dropped_when_idle() {
         "idle instances dropped: {text}"
     );
 }
+
+/// Overlapping requests: with the default, each has an instance of its own
+/// (a pooled instance serves one request at a time); with
+/// `max_instance_concurrent_reuse_count = 4`, instances serve several at
+/// once (wasmtime-wasi-http's handler), so fewer are made.
+#[tokio::test]
+async fn concurrent_reuse_above_one_shares_instances() {
+    async fn instantiations_for_overlapping_sleeps(nexa_toml: &str) -> f64 {
+        let (_app, host) = fixture_host(nexa_toml);
+        let mut sleeps = Vec::new();
+        for _ in 0..8 {
+            let request = host.client().get(host.url("/fixture/sleep/600"));
+            sleeps.push(tokio::spawn(async move {
+                request.send().await.unwrap().status().as_u16()
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        for sleep in sleeps {
+            assert_eq!(sleep.await.unwrap(), 200, "{nexa_toml}");
+        }
+        let text = scrape(&host).await;
+        sample(
+            &text,
+            r#"component_instantiations_total{component="fixture"}"#,
+        )
+        .unwrap_or_else(|| panic!("{text}"))
+    }
+    // Eight requests in flight at once: eight instances (the start-up
+    // probe's, pooled, is one of them).
+    let one_at_a_time = instantiations_for_overlapping_sleeps("").await;
+    assert!(one_at_a_time >= 8.0, "{one_at_a_time} instantiations");
+    let shared =
+        instantiations_for_overlapping_sleeps("max_instance_concurrent_reuse_count = 4\n").await;
+    assert!(shared <= 5.0, "{shared} instantiations");
+}
