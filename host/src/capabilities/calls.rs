@@ -21,8 +21,10 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
+use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -288,23 +290,49 @@ impl CapabilityCallLayer {
 
     /// Enables this host's call spans and the events that carry a `result`,
     /// and nothing else: wasmtime-wasi's own bindings make spans of the same
-    /// name for WASI plumbing (HTTP fields, clocks), which are no capability
-    /// and stay disabled, at no cost.
+    /// name for WASI plumbing (HTTP fields, clocks, streams), which are no
+    /// capability and stay disabled, at no cost.
     pub fn filter<S>() -> impl Filter<S> {
-        // Asked for every span and event some other layer enables (per-layer
-        // filters are not cached per call site): the level test first, as
-        // everything this layer wants is TRACE and almost nothing else is.
-        tracing_subscriber::filter::filter_fn(|metadata: &Metadata<'_>| {
-            let target = metadata.target();
-            *metadata.level() == tracing::Level::TRACE
-                && target.starts_with(concat!(env!("CARGO_CRATE_NAME"), "::"))
-                && ((metadata.is_span() && metadata.name() == CALL_SPAN)
-                    || (metadata.is_event()
-                        && (metadata.fields().field("result").is_some()
-                            || target == SPAN_ATTRIBUTES
-                            || (target.starts_with("nexa_host::spin_bindings")
-                                && crate::telemetry::traces::Tracing::get().is_some()))))
-        })
+        CallSites
+    }
+}
+
+/// [`CapabilityCallLayer`]'s filter. It decides by call site alone, so
+/// `tracing` caches the answer: a call site no layer wants (the WASI
+/// plumbing spans, bindgen's argument events while tracing is off) is
+/// disabled once and costs nothing per call. `tracing_subscriber`'s
+/// `filter_fn` would be asked again on every span and event.
+struct CallSites;
+
+impl CallSites {
+    fn wanted(metadata: &Metadata<'_>) -> bool {
+        let target = metadata.target();
+        *metadata.level() == tracing::Level::TRACE
+            && target.starts_with(concat!(env!("CARGO_CRATE_NAME"), "::"))
+            && ((metadata.is_span() && metadata.name() == CALL_SPAN)
+                || (metadata.is_event()
+                    && (metadata.fields().field("result").is_some()
+                        || target == SPAN_ATTRIBUTES
+                        || (target.starts_with("nexa_host::spin_bindings")
+                            && crate::telemetry::traces::Tracing::get().is_some()))))
+    }
+}
+
+impl<S> Filter<S> for CallSites {
+    fn enabled(&self, metadata: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        Self::wanted(metadata)
+    }
+
+    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if Self::wanted(metadata) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
     }
 }
 

@@ -197,7 +197,11 @@ impl Tracing {
             endpoint,
             protocol,
         };
-        Ok(Some(TRACING.get_or_init(|| tracing)))
+        let tracing = TRACING.get_or_init(|| tracing);
+        // Call sites seen before this decided without tracing (bindgen's
+        // argument events): ask the filters again.
+        ::tracing::callsite::rebuild_interest_cache();
+        Ok(Some(tracing))
     }
 
     /// Exports what is queued and stops, waiting at most `timeout`.
