@@ -375,15 +375,17 @@ async fn dispatch(
             request.headers(),
             &method,
             route.as_ref().map(|r| r.route()),
-            vec![
-                KeyValue::new("url.path", uri.path().to_string()),
-                KeyValue::new("url.scheme", client.scheme.as_str()),
-                KeyValue::new("client.address", client_addr.ip().to_string()),
-                KeyValue::new(
-                    "nexa.request_id",
-                    id.to_str().unwrap_or_default().to_string(),
-                ),
-            ],
+            || {
+                vec![
+                    KeyValue::new("url.path", uri.path().to_string()),
+                    KeyValue::new("url.scheme", client.scheme.as_str()),
+                    KeyValue::new("client.address", client_addr.ip().to_string()),
+                    KeyValue::new(
+                        "nexa.request_id",
+                        id.to_str().unwrap_or_default().to_string(),
+                    ),
+                ]
+            },
         )
     });
     let fields = request_fields(&id, trace.as_ref());
@@ -650,7 +652,7 @@ async fn call(
             parent,
             format!("component {}", component.id()),
             SpanKind::Internal,
-            vec![KeyValue::new("nexa.component", component.id().to_string())],
+            || vec![KeyValue::new("nexa.component", component.id().to_string())],
         )),
         _ => None,
     };
@@ -744,10 +746,7 @@ impl ServiceChaining for ServerState {
         // The callee's spans go under the caller's outbound call, whose
         // `traceparent` the request carries.
         let trace = Tracing::get().map(|tracing| {
-            tracing.server_span(
-                &parts.headers,
-                &parts.method,
-                Some(route.route()),
+            tracing.server_span(&parts.headers, &parts.method, Some(route.route()), || {
                 vec![
                     KeyValue::new("url.path", parts.uri.path().to_string()),
                     KeyValue::new(
@@ -755,8 +754,8 @@ impl ServiceChaining for ServerState {
                         request_id.to_str().unwrap_or_default().to_string(),
                     ),
                     KeyValue::new("nexa.chained", true),
-                ],
-            )
+                ]
+            })
         });
         let fields = request_fields(&request_id, trace.as_ref());
         let request = http::Request::from_parts(parts, body);

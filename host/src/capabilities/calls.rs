@@ -373,8 +373,9 @@ where
             if let Some(outcome) = outcome.0 {
                 in_flight.outcome = outcome;
             }
-        } else if let Some(trace) = &in_flight.trace {
-            // The arguments bindgen logs, or attributes a capability adds.
+        } else if let Some(trace) = in_flight.trace.as_ref().filter(|t| t.span().is_recording()) {
+            // The arguments bindgen logs, or attributes a capability adds
+            // (not read for a span sampled out).
             let mut attributes = SpanAttributes::new(&in_flight.stats.capability);
             event.record(&mut attributes);
             trace.span().set_attributes(attributes.into_key_values());
@@ -425,14 +426,17 @@ fn call_trace(
     let template = &stats.trace;
     let name = template.name;
     let kind = template.kind.clone();
-    let mut attributes = template.attributes.clone();
-    attributes.extend([
-        KeyValue::new(
-            "nexa.component",
-            opentelemetry::Value::String(instance.component.clone().into()),
-        ),
-        KeyValue::new("nexa.instance", instance.id as i64),
-    ]);
+    let attributes = || {
+        let mut attributes = template.attributes.clone();
+        attributes.extend([
+            KeyValue::new(
+                "nexa.component",
+                opentelemetry::Value::String(instance.component.clone().into()),
+            ),
+            KeyValue::new("nexa.instance", instance.id as i64),
+        ]);
+        attributes
+    };
     match instance.attribution() {
         Attribution::One(request) => {
             let parent = request.trace?;
@@ -440,6 +444,7 @@ fn call_trace(
         }
         Attribution::Several(requests) => {
             let related: Vec<_> = requests.into_iter().filter_map(|r| r.trace).collect();
+            let mut attributes = attributes();
             attributes.push(KeyValue::new(
                 "nexa.requests_in_flight",
                 related.len() as i64,

@@ -233,50 +233,62 @@ impl Tracing {
 
     /// Starts the server span of one request (named after its route
     /// template, HTTP semantic conventions), under the client's trace when
-    /// its headers carry one.
+    /// its headers carry one. `attributes` is called only when the span is
+    /// sampled: a request sampled out builds none.
     pub fn server_span(
         &self,
         headers: &HeaderMap,
         method: &http::Method,
         route: Option<&str>,
-        mut attributes: Vec<KeyValue>,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Context {
         let parent = self.extract(headers);
         let name = match route {
             Some(route) => format!("{method} {route}"),
             None => method.as_str().to_string(),
         };
-        attributes.push(KeyValue::new(
-            "http.request.method",
-            method.as_str().to_string(),
-        ));
-        if let Some(route) = route {
-            attributes.push(KeyValue::new("http.route", route.to_string()));
-        }
         let span = self
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
             .start_with_context(&self.tracer, &parent);
-        parent.with_span(span)
+        let context = parent.with_span(span);
+        let span = context.span();
+        if span.is_recording() {
+            let mut attributes = attributes();
+            attributes.push(KeyValue::new(
+                "http.request.method",
+                method.as_str().to_string(),
+            ));
+            if let Some(route) = route {
+                attributes.push(KeyValue::new("http.route", route.to_string()));
+            }
+            span.set_attributes(attributes);
+        }
+        context
     }
 
-    /// Starts a child span of `parent`.
+    /// Starts a child span of `parent`; `attributes` is called only when the
+    /// span is sampled. A parent sampled out still gets a (non-recording)
+    /// child, so what the child calls out to carries the trace context.
     pub fn child_span(
         &self,
         parent: &Context,
         name: impl Into<Cow<'static, str>>,
         kind: SpanKind,
-        attributes: Vec<KeyValue>,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Context {
         let span = self
             .tracer
             .span_builder(name)
             .with_kind(kind)
-            .with_attributes(attributes)
             .start_with_context(&self.tracer, parent);
-        parent.with_span(span)
+        let context = parent.with_span(span);
+        let span = context.span();
+        if span.is_recording() {
+            span.set_attributes(attributes());
+        }
+        context
     }
 
     /// Starts a span in a trace of its own that links to `related` (a
